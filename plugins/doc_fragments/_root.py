@@ -1,0 +1,25 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+
+    # The deploy root shared by every module.
+    DOCUMENTATION = r"""
+options:
+  root:
+    description:
+      - Absolute path of the deploy root, for example V(/srv/www/shop).
+      - It holds C(releases/<id>/), C(shared/), the C(current) symlink and C(.cutover/), the tool's own
+        state (history, manifests, staging area, lock). See the collection README for the layout.
+      - Paths with spaces and non-ASCII characters are fine.
+    type: path
+    required: true
+notes:
+  - Release state and deploy order come from the history journal C(<root>/.cutover/history.jsonl), never from
+    file times, so a C(chmod) or a backup restore cannot reorder releases.
+"""

@@ -1,0 +1,347 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Making a release: scan the source, reuse an identical release, else build in staging and rename.
+
+A build never shows a half-made release: it happens in ``.cutover/staging/`` and the finished
+tree is renamed into ``releases/`` in one rename(2). Files whose content, mode and owner equal
+those of the base release (the current one) are hardlinked from it, as ``rsync --link-dest``
+does, so a redeploy costs what changed, not the size of the site.
+
+Each release has a manifest (``.cutover/manifests/<id>.json``): for every path its kind, mode,
+size, mtime, sha256 (or link text), uid and gid, as they are in the release tree. The content
+fingerprint is a sha256 over the sorted paths, kinds, modes and digests (no times, no owners).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import hashlib
+import json
+import os
+import shutil
+import stat
+
+from ansible_collections.cutover.web.plugins.module_utils._releases import (
+    CutoverError, fsync_dir, stamp, staging_name, validate_release_id,
+)
+
+CHUNK = 1 << 20
+LINK_FALLBACK_ERRNOS = (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP)
+SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+# Manifest entry fields.
+KIND, MODE, SIZE, MTIME, DIGEST, UID, GID = range(7)
+
+
+def file_digest(fobj):
+    h = hashlib.sha256()
+    while True:
+        chunk = fobj.read(CHUNK)
+        if not chunk:
+            return h.hexdigest()
+        h.update(chunk)
+
+
+def fingerprint(manifest):
+    h = hashlib.sha256()
+    for rel in sorted(manifest):
+        e = manifest[rel]
+        h.update(('%s\0%s\0%o\0%s\n' % (e[KIND], rel, e[MODE], e[DIGEST])).encode('utf-8', 'surrogateescape'))
+    return h.hexdigest()
+
+
+def scan(source, previous=None, checksum=False):
+    """The manifest of what ``source`` would put in a release.
+
+    Regular files are hashed, except, for a directory source without ``checksum``, files whose size
+    and mtime equal the previous manifest's (rsync's quick check).
+    """
+    previous = previous if (source.trust_quick_check and not checksum and previous) else {}
+    manifest = {}
+    for rel, kind, mode, size, mtime_ns, uid, gid, extra, opener in source.entries():
+        if kind == 'f':
+            prev = previous.get(rel)
+            if prev is not None and prev[KIND] == 'f' and prev[SIZE] == size and prev[MTIME] == mtime_ns:
+                digest = prev[DIGEST]
+            else:
+                with opener() as f:
+                    digest = file_digest(f)
+        elif kind == 'h':
+            target = manifest.get(extra)
+            if target is None or target[KIND] != 'f':
+                raise CutoverError('The archive %s holds the hard link %r to %r, which is not a file before it.'
+                                   % (source.path, rel, extra), path=source.path)
+            kind, size, digest = 'f', target[SIZE], target[DIGEST]
+        elif kind == 'l':
+            digest = extra
+        else:
+            digest = ''
+        manifest[rel] = [kind, mode, size, mtime_ns, digest, uid, gid]
+    return manifest
+
+
+def load_manifest(layout, release_id):
+    try:
+        with open(layout.manifest_path(release_id), 'rb') as f:
+            return json.loads(f.read().decode('utf-8', 'surrogateescape'))
+    except (OSError, ValueError):
+        return None
+
+
+def write_manifest(layout, release_id, manifest):
+    path = layout.manifest_path(release_id)
+    tmp = path + '.tmp'
+    with open(tmp, 'wb') as f:
+        f.write(json.dumps(manifest, separators=(',', ':'), sort_keys=True).encode('utf-8', 'surrogateescape'))
+    os.rename(tmp, path)
+
+
+def _syncfs(path):
+    libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        func = getattr(libc, 'syncfs', None)
+        if func is None or func(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+class Builder(object):
+    """Materialize a manifest into a staging directory, hardlinking from a base release."""
+
+    def __init__(self, source, manifest, dest, base_dir=None, base_manifest=None):
+        self.source = source
+        self.manifest = manifest
+        self.dest = dest
+        self.base_dir = base_dir
+        self.base_manifest = base_manifest or {}
+        self.as_root = os.geteuid() == 0
+        self.keep_owner = self.as_root and source.keeps_owner
+        self.stats = {'files_linked': 0, 'bytes_linked': 0, 'files_written': 0, 'bytes_written': 0}
+        self.link_fallback = None
+
+    def _linkable(self, rel, e):
+        b = self.base_manifest.get(rel)
+        if b is None or b[KIND] != 'f' or b[DIGEST] != e[DIGEST] or b[MODE] != e[MODE]:
+            return None
+        if self.keep_owner and (b[UID] != e[UID] or b[GID] != e[GID]):
+            return None
+        path = os.path.join(self.base_dir, rel)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        # The base file must still be what its manifest says (no hook rewrote it in place).
+        if not stat.S_ISREG(st.st_mode) or st.st_size != b[SIZE] or st.st_mtime_ns != b[MTIME] \
+                or stat.S_IMODE(st.st_mode) != b[MODE]:
+            return None
+        return path, st
+
+    def _apply(self, path, e, is_link=False):
+        if self.keep_owner:
+            os.lchown(path, e[UID], e[GID])
+        if not is_link:
+            os.chmod(path, e[MODE])
+        os.utime(path, ns=(e[MTIME], e[MTIME]), follow_symlinks=not is_link)
+
+    def _write(self, rel, e, reader):
+        path = os.path.join(self.dest, rel)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'wb') as out:
+            shutil.copyfileobj(reader, out, CHUNK)
+        self._apply(path, e)
+        self.stats['files_written'] += 1
+        self.stats['bytes_written'] += e[SIZE]
+
+    def _copy_path(self, rel, e, src_path):
+        path = os.path.join(self.dest, rel)
+        shutil.copyfile(src_path, path)
+        self._apply(path, e)
+        self.stats['files_written'] += 1
+        self.stats['bytes_written'] += e[SIZE]
+
+    def build(self):
+        os.mkdir(self.dest, 0o700)
+        dest = self.dest
+        needed = []
+        hardlinks = []
+        for rel in sorted(self.manifest):
+            e = self.manifest[rel]
+            path = os.path.join(dest, rel)
+            kind = e[KIND]
+            if kind == 'd':
+                os.mkdir(path, 0o700)
+            elif kind == 'l':
+                os.symlink(e[DIGEST], path)
+                self._apply(path, e, is_link=True)
+            else:
+                found = self._linkable(rel, e) if self.base_dir else None
+                if found is not None and self.link_fallback is None:
+                    try:
+                        os.link(found[0], path)
+                    except OSError as exc:
+                        if exc.errno not in LINK_FALLBACK_ERRNOS:
+                            raise
+                        self.link_fallback = '%s (%s)' % (exc.strerror, found[0])
+                        found = None
+                    else:
+                        # The release records the linked file as it is (its mtime may be older).
+                        e[MTIME] = found[1].st_mtime_ns
+                        self.stats['files_linked'] += 1
+                        self.stats['bytes_linked'] += e[SIZE]
+                        continue
+                if found is not None:
+                    self._copy_path(rel, e, found[0])
+                    continue
+                needed.append(rel)
+        self._fill(needed, hardlinks)
+        for rel in sorted((r for r, e in self.manifest.items() if e[KIND] == 'd'), reverse=True):
+            self._apply(os.path.join(dest, rel), self.manifest[rel])
+        os.chmod(dest, 0o755)
+
+    def _fill(self, needed, hardlinks):
+        if not needed:
+            return
+        hint = getattr(self.source, 'copy_hint', None)
+        if hint is not None:
+            for rel in needed:
+                self._copy_path(rel, self.manifest[rel], hint(rel))
+            return
+        wanted = set(needed)
+        for rel, kind, mode, size, mtime_ns, uid, gid, extra, opener in self.source.entries():
+            if rel not in wanted:
+                continue
+            if kind == 'f':
+                with opener() as reader:
+                    self._write(rel, self.manifest[rel], reader)
+            elif kind == 'h':
+                self._copy_path(rel, self.manifest[rel], os.path.join(self.dest, extra))
+            wanted.discard(rel)
+        if wanted:
+            raise CutoverError('The source %s changed while the release was built (%s vanished).'
+                               % (self.source.path, sorted(wanted)[0]), path=self.source.path)
+
+
+def _count(manifest):
+    files = [e for e in manifest.values() if e[KIND] == 'f']
+    return len(files), sum(e[SIZE] for e in files)
+
+
+def pick_base(layout, releases):
+    """The release to hardlink unchanged files from: the current one, else the newest ready one."""
+    current = layout.current_id()
+    order = [releases[current]] if current in releases else []
+    order += layout.ordered(releases)
+    for rel in order:
+        if rel.mark in ('ready',) or rel.id == current:
+            manifest = load_manifest(layout, rel.id)
+            if manifest is not None:
+                return rel.id, manifest
+    return None, None
+
+
+def make_release(layout, source, release_id=None, checksum=False, sync=True, check_mode=False):
+    """Make (or find) the release for ``source``; return the module result."""
+    releases = layout.releases()
+    if release_id is not None:
+        validate_release_id(release_id)
+        existing = releases.get(release_id)
+        if existing is not None and existing.mark == 'unknown':
+            raise CutoverError('%s already exists but is not a release cutover.web made; choose another id or '
+                               'move it away.' % layout.release_path(release_id), path=layout.release_path(release_id))
+    result = {'changed': False, 'reused': False, 'link_fallback': None, 'base': None,
+              'files_linked': 0, 'bytes_linked': 0, 'files_written': 0, 'bytes_written': 0,
+              'revision': source.revision, 'source': source.description}
+
+    def reuse(rel):
+        files, size = _count(load_manifest(layout, rel.id) or {})
+        result.update(id=rel.id, release_path=layout.release_path(rel.id), fingerprint=rel.fingerprint, reused=True,
+                      state=rel.state, revision=rel.revision, files=files, bytes=size)
+        return result
+
+    ready = [r for r in layout.ordered(releases) if r.state in ('ready', 'active')]
+    if source.revision:
+        same = [r for r in ready if r.revision == source.revision and r.source == source.description]
+        if release_id is None and same:
+            return reuse(same[0])
+        if release_id is not None and release_id in releases and releases[release_id].revision == source.revision:
+            return reuse(releases[release_id])
+
+    base_id, base_manifest = pick_base(layout, releases)
+    manifest = scan(source, base_manifest, checksum)
+    if not any(e[KIND] == 'f' or e[KIND] == 'l' for e in manifest.values()):
+        raise CutoverError('The source %s is empty (no files to release).' % source.path, path=source.path)
+    fp = fingerprint(manifest)
+    result['fingerprint'] = fp
+    files, size = _count(manifest)
+    result.update(files=files, bytes=size)
+
+    if release_id is not None and release_id in releases:
+        rel = releases[release_id]
+        if rel.fingerprint != fp:
+            raise CutoverError('The release %s already exists with other content (fingerprint %s, the source has %s); '
+                               'choose another id.' % (layout.release_path(release_id), (rel.fingerprint or '?')[:12],
+                                                       fp[:12]), path=layout.release_path(release_id))
+        return reuse(rel)
+    if release_id is None:
+        same = [r for r in ready if r.fingerprint == fp]
+        if same:
+            return reuse(same[0])
+        release_id = '%s-%s' % (stamp(), (source.revision or fp)[:12])
+        while release_id in releases:
+            release_id += 'x'
+
+    path = layout.release_path(release_id)
+    result.update(changed=True, id=release_id, release_path=path, state='ready', base=base_id)
+    if check_mode:
+        b = base_manifest or {}
+        for rel, e in manifest.items():
+            if e[KIND] != 'f':
+                continue
+            be = b.get(rel)
+            linked = be is not None and be[KIND] == 'f' and be[DIGEST] == e[DIGEST] and be[MODE] == e[MODE]
+            key = 'linked' if linked else 'written'
+            result['files_' + key] += 1
+            result['bytes_' + key] += e[SIZE]
+        return result
+
+    layout.ensure_dirs()
+    staging = os.path.join(layout.staging_dir, staging_name(release_id))
+    builder = Builder(source, manifest, staging, base_dir=layout.release_path(base_id) if base_id else None,
+                      base_manifest=base_manifest)
+    try:
+        builder.build()
+        write_manifest(layout, release_id, manifest)
+        if sync:
+            _syncfs(staging)
+        if os.path.lexists(path):
+            raise CutoverError('%s appeared while the release was built; nothing was replaced.' % path, path=path)
+        os.rename(staging, path)
+        fsync_dir(layout.releases_dir)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not os.path.lexists(path):
+            try:
+                os.unlink(layout.manifest_path(release_id))
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            where = exc.filename or staging
+            if exc.errno in SPACE_ERRNOS:
+                raise CutoverError('The disk filled up while writing %s; the partial release was removed and '
+                                   'current was not touched.' % where, path=where)
+            raise CutoverError('Building the release failed at %s: %s; the partial release was removed and '
+                               'current was not touched.' % (where, exc.strerror), path=where)
+        raise
+    layout.append_history('created', release_id, fingerprint=fp, revision=source.revision,
+                          source=source.description, files=files, bytes=size, base=base_id)
+    result.update(builder.stats)
+    result['link_fallback'] = builder.link_fallback
+    result['special_skipped'] = list(source.special)
+    return result

@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The deploy lock: one deploy at a time per root.
+
+The lock file is written complete under a temporary name and then hardlinked to
+``.cutover/deploy.lock``; link(2) fails when the name exists, so taking the lock is atomic and a
+reader never sees a half-written holder. The holder record names owner, run id, host, pid and the
+time taken and expiry (the TTL); an expired lock may be taken over, and the takeover is reported.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import time
+
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, iso
+
+
+def read_lock(layout):
+    try:
+        with open(layout.lock_file, 'rb') as f:
+            data = f.read()
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise CutoverError('Cannot read the lock %s: %s.' % (layout.lock_file, exc.strerror), path=layout.lock_file)
+    try:
+        holder = json.loads(data.decode('utf-8', 'replace'))
+        if isinstance(holder, dict):
+            return holder
+    except ValueError:
+        pass
+    return {'owner': '(unreadable lock file)', 'expires_epoch': 0}
+
+
+def describe(holder):
+    return '%s (run %s, host %s, pid %s, since %s)' % (
+        holder.get('owner'), holder.get('run_id') or '-', holder.get('host'), holder.get('pid'), holder.get('since'))
+
+
+def _same_holder(holder, owner, run_id):
+    return holder.get('owner') == owner and holder.get('run_id') == run_id
+
+
+def acquire(layout, owner, run_id=None, ttl=3600, host=None, pid=None, check_mode=False, now=None):
+    now = time.time() if now is None else now
+    holder = read_lock(layout)
+    result = {'changed': False, 'lock': layout.lock_file, 'holder': holder, 'took_over': None}
+    if holder is not None:
+        if _same_holder(holder, owner, run_id):
+            return result
+        if holder.get('expires_epoch', 0) > now:
+            raise CutoverError('The deploy lock %s is held by %s until %s.'
+                               % (layout.lock_file, describe(holder), holder.get('expires')), path=layout.lock_file,
+                               holder=holder)
+        result['took_over'] = holder
+    record = {
+        'owner': owner, 'run_id': run_id, 'host': host or socket.gethostname(), 'pid': pid or os.getppid(),
+        'since': iso(now), 'since_epoch': round(now, 3), 'expires': iso(now + ttl), 'expires_epoch': round(now + ttl, 3),
+    }
+    result.update(changed=True, holder=record)
+    if check_mode:
+        return result
+    layout.ensure_dirs()
+    tmp = '%s.%d.tmp' % (layout.lock_file, os.getpid())
+    with open(tmp, 'w') as f:
+        json.dump(record, f, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        if result['took_over'] is not None:
+            # Replace the stale lock only if it is still the one we read.
+            if read_lock(layout) != holder:
+                raise CutoverError('The deploy lock %s changed hands while an expired lock was taken over; try '
+                                   'again.' % layout.lock_file, path=layout.lock_file)
+            os.rename(tmp, layout.lock_file)
+        else:
+            try:
+                os.link(tmp, layout.lock_file)
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise
+                raise CutoverError('The deploy lock %s was taken by %s a moment ago.'
+                                   % (layout.lock_file, describe(read_lock(layout) or {})), path=layout.lock_file)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    fsync_dir(layout.state_dir)
+    return result
+
+
+def release(layout, owner, run_id=None, force=False, check_mode=False):
+    holder = read_lock(layout)
+    result = {'changed': False, 'lock': layout.lock_file, 'holder': holder, 'took_over': None}
+    if holder is None:
+        return result
+    if not force and not _same_holder(holder, owner, run_id):
+        raise CutoverError('The deploy lock %s is held by %s, not by %s (run %s); set force to remove it.'
+                           % (layout.lock_file, describe(holder), owner, run_id or '-'), path=layout.lock_file,
+                           holder=holder)
+    result['changed'] = True
+    if not check_mode:
+        os.unlink(layout.lock_file)
+        fsync_dir(layout.state_dir)
+    return result

@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Pruning: which releases and staging leftovers go, decided from the history alone.
+
+Kept, always: the current release, the rollback target, ids in ``protect``, and the newest
+``keep`` ready releases by recorded deploy order. Failed and bad releases go once they have been
+marked longer than ``failed_older_than``; staging leftovers once they are older than
+``staging_older_than`` (the start time is part of their name). Directories the history does not
+know are never touched. Nothing outside ``releases/`` and ``.cutover/staging/`` is ever removed,
+and no symlink is ever followed: a release is first renamed into ``.cutover/trash/`` (so it
+vanishes from releases/ in one step) and then deleted.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import time
+
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir
+
+
+def _inside(path, parent):
+    return os.path.dirname(os.path.normpath(path)) == parent
+
+
+def remove_tree(layout, path, parent):
+    """Remove ``path``, a real directory directly inside ``parent``; refuse anything else."""
+    if parent not in (layout.releases_dir, layout.staging_dir) or not _inside(path, parent):
+        raise CutoverError('Refusing to delete %s: cutover.web only deletes inside %s and %s.'
+                           % (path, layout.releases_dir, layout.staging_dir), path=path)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise CutoverError('Refusing to delete %s: it is not a real directory.' % path, path=path)
+    if not os.path.isdir(layout.trash_dir):
+        os.mkdir(layout.trash_dir, 0o700)
+    trash = os.path.join(layout.trash_dir, '%s.%d.%d' % (os.path.basename(path), int(time.time()), os.getpid()))
+    os.rename(path, trash)
+    fsync_dir(parent)
+    shutil.rmtree(trash)
+
+
+def remove_release(layout, release_id, check_mode=False):
+    """Remove one release (never the current one); return True when something was removed."""
+    path = layout.release_path(release_id)
+    if not os.path.lexists(path):
+        return False
+    if layout.current_id() == release_id:
+        raise CutoverError('Refusing to remove %s: it is the current release.' % path, path=path)
+    if os.path.islink(path):
+        raise CutoverError('%s is a symlink to %s; cutover.web never follows links in releases/.'
+                           % (path, os.readlink(path)), path=path)
+    if check_mode:
+        return True
+    remove_tree(layout, path, layout.releases_dir)
+    try:
+        os.unlink(layout.manifest_path(release_id))
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+    layout.append_history('removed', release_id)
+    return True
+
+
+def plan(layout, keep, protect=(), failed_older_than=86400, staging_older_than=3600, now=None):
+    """What pruning would remove: (releases, staging names), each sorted, plus what is kept and why."""
+    if keep < 1:
+        raise CutoverError('keep is %d for %s, but at least 1 release must be kept.' % (keep, layout.root),
+                           path=layout.root)
+    now = time.time() if now is None else now
+    releases = layout.releases()
+    current = layout.current_id()
+    rollback = layout.rollback_target(releases)
+    kept = {}
+    if current in releases:
+        kept[current] = 'current'
+    if rollback is not None:
+        kept.setdefault(rollback.id, 'rollback target')
+    for rid in protect or ():
+        if rid in releases:
+            kept.setdefault(rid, 'protected')
+    for rel in releases.values():
+        if rel.mark == 'unknown':
+            kept.setdefault(rel.id, 'not made by cutover.web')
+    newest = [r for r in layout.ordered(releases) if r.state in ('ready', 'active')][:keep]
+    for rel in newest:
+        kept.setdefault(rel.id, 'among the newest %d' % keep)
+
+    remove = []
+    for rel in layout.ordered(releases):
+        if rel.id in kept:
+            continue
+        if rel.state in ('failed', 'bad'):
+            if rel.marked is not None and now - rel.marked < failed_older_than:
+                kept[rel.id] = '%s less than %ds ago' % (rel.state, failed_older_than)
+                continue
+        remove.append(rel.id)
+
+    staging = []
+    for name, started, _path in layout.staging_entries():
+        if started is not None and now - started >= staging_older_than:
+            staging.append(name)
+    return sorted(remove), sorted(staging), kept
+
+
+def prune(layout, keep, protect=(), failed_older_than=86400, staging_older_than=3600, check_mode=False):
+    removed, staging, kept = plan(layout, keep, protect, failed_older_than, staging_older_than)
+    if not check_mode:
+        for rid in removed:
+            remove_release(layout, rid)
+        for name in staging:
+            remove_tree(layout, os.path.join(layout.staging_dir, name), layout.staging_dir)
+    return {
+        'changed': bool(removed or staging),
+        'removed': removed,
+        'removed_staging': staging,
+        'kept': sorted(kept),
+        'kept_reasons': kept,
+        'diff': {'before': '\n'.join(sorted(list(kept) + removed)) + '\n',
+                 'after': '\n'.join(sorted(kept)) + '\n',
+                 'before_header': layout.releases_dir, 'after_header': layout.releases_dir},
+    }

@@ -1,0 +1,344 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The release model: where things live under a deploy root, and what state each release is in.
+
+On-host layout (the contract every other part relies on)::
+
+    <root>/
+      releases/<id>/        finished, immutable release trees
+      shared/               persistent data linked into releases
+      current -> releases/<id>
+      .cutover/
+        history.jsonl       append-only journal: the only record of state and order
+        manifests/<id>.json per-release file manifest (used to hardlink unchanged files)
+        staging/            releases being built
+        trash/              releases being removed
+        repos/              bare git mirrors
+        deploy.lock         the deploy lock
+
+State and order come from the journal only, never from mtime or ctime. Each journal line
+is one JSON object with a monotonically increasing ``seq``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import json
+import os
+import socket
+import stat
+import time
+
+STATES = ('staging', 'ready', 'active', 'failed', 'bad')
+MARKABLE = ('ready', 'failed', 'bad')
+MAX_ID_LENGTH = 200
+
+
+class CutoverError(Exception):
+    """A refusal or failure to report to the user: one sentence naming the path and the cause."""
+
+    def __init__(self, msg, path=None, **details):
+        super(CutoverError, self).__init__(msg)
+        self.msg = msg
+        self.path = path
+        self.details = details
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso(ts):
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def stamp(now=None):
+    """A compact UTC timestamp for names: 20261122T101500Z."""
+    return time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(time.time() if now is None else now))
+
+
+def fsync_dir(path):
+    """Make a rename or unlink in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def validate_release_id(release_id):
+    """Raise CutoverError unless ``release_id`` is usable as a single directory name."""
+    if release_id is None or release_id == '':
+        raise CutoverError('The release id is empty; give a non-empty name such as 2026-11-22T10-00-00Z.')
+    reason = None
+    if '/' in release_id:
+        reason = "it contains '/'"
+    elif '..' in release_id:
+        reason = "it contains '..'"
+    elif release_id.startswith('.'):
+        reason = "it starts with '.'"
+    elif release_id.startswith('-'):
+        reason = "it starts with '-'"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in release_id):
+        reason = 'it contains a control character'
+    elif len(release_id.encode('utf-8', 'surrogateescape')) > MAX_ID_LENGTH:
+        reason = 'it is longer than %d bytes' % MAX_ID_LENGTH
+    if reason:
+        raise CutoverError('The release id %r is not usable because %s.' % (release_id, reason))
+    return release_id
+
+
+class Release(object):
+    """One release as the journal and the disk know it."""
+
+    def __init__(self, release_id):
+        self.id = release_id
+        self.mark = 'ready'
+        self.created_seq = None
+        self.created = None
+        self.activated_seq = None
+        self.activated = None
+        self.fingerprint = None
+        self.revision = None
+        self.source = None
+        self.marked = None
+        self.schema = None
+        self.extra = {}
+
+    @property
+    def order(self):
+        """Deploy order: the sequence number of the last activation, else of the creation."""
+        if self.activated_seq is not None:
+            return self.activated_seq
+        return self.created_seq if self.created_seq is not None else 0
+
+
+class Layout(object):
+    """Paths and the journal of one deploy root."""
+
+    def __init__(self, root, link=None):
+        if not root or not os.path.isabs(root):
+            raise CutoverError('The root %r is not an absolute path; give the full path of the deploy root, '
+                               'for example /srv/www/shop.' % (root,), path=root)
+        self.root = os.path.normpath(root)
+        self.releases_dir = os.path.join(self.root, 'releases')
+        self.shared_dir = os.path.join(self.root, 'shared')
+        self.current_link = os.path.normpath(link) if link else os.path.join(self.root, 'current')
+        self.state_dir = os.path.join(self.root, '.cutover')
+        self.history_file = os.path.join(self.state_dir, 'history.jsonl')
+        self.manifests_dir = os.path.join(self.state_dir, 'manifests')
+        self.staging_dir = os.path.join(self.state_dir, 'staging')
+        self.trash_dir = os.path.join(self.state_dir, 'trash')
+        self.repos_dir = os.path.join(self.state_dir, 'repos')
+        self.lock_file = os.path.join(self.state_dir, 'deploy.lock')
+
+    # -- paths ---------------------------------------------------------------------------
+    def release_path(self, release_id):
+        return os.path.join(self.releases_dir, validate_release_id(release_id))
+
+    def manifest_path(self, release_id):
+        return os.path.join(self.manifests_dir, validate_release_id(release_id) + '.json')
+
+    def exists(self):
+        return os.path.isdir(self.root)
+
+    def require_root(self):
+        if os.path.islink(self.root) or not os.path.isdir(self.root):
+            if os.path.lexists(self.root) and not os.path.isdir(self.root):
+                raise CutoverError('The root %s is not a directory.' % self.root, path=self.root)
+            if not os.path.lexists(self.root):
+                raise CutoverError('The root %s does not exist.' % self.root, path=self.root)
+
+    def ensure_dirs(self):
+        """Create the root skeleton (used only when acting, never in check mode)."""
+        for path in (self.root, self.releases_dir, self.state_dir, self.manifests_dir, self.staging_dir):
+            if os.path.islink(path):
+                raise CutoverError('%s is a symlink; cutover.web never follows links inside the root.' % path,
+                                   path=path)
+            try:
+                os.mkdir(path, 0o755 if path != self.state_dir else 0o700)
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise CutoverError('Cannot create %s: %s.' % (path, exc.strerror), path=path)
+                if not os.path.isdir(path):
+                    raise CutoverError('%s exists and is not a directory.' % path, path=path)
+
+    # -- the journal ---------------------------------------------------------------------
+    def read_history(self):
+        """All journal entries, oldest first. A torn last line (crash mid-write) is skipped."""
+        try:
+            with open(self.history_file, 'rb') as f:
+                data = f.read()
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return []
+            raise CutoverError('Cannot read the history %s: %s.' % (self.history_file, exc.strerror),
+                               path=self.history_file)
+        entries = []
+        for line in data.splitlines():
+            if not line.strip():
+                continue
+            try:
+                entries.append(json.loads(line.decode('utf-8', 'surrogateescape')))
+            except ValueError:
+                continue
+        return entries
+
+    def append_history(self, event, release=None, **fields):
+        """Append one event to the journal (O_APPEND, one write, fsync) and return it."""
+        entries = self.read_history()
+        seq = max([e.get('seq', 0) for e in entries] or [0]) + 1
+        now = time.time()
+        entry = {'seq': seq, 'time': iso(now), 'epoch': round(now, 3), 'event': event}
+        if release is not None:
+            entry['release'] = release
+        entry.update(fields)
+        line = (json.dumps(entry, sort_keys=True) + '\n').encode('utf-8', 'surrogateescape')
+        fd = os.open(self.history_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return entry
+
+    # -- the model -----------------------------------------------------------------------
+    def current_id(self):
+        """The release id ``current`` points at, or None. Raises on a link that points elsewhere."""
+        try:
+            target = os.readlink(self.current_link)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.EINVAL):
+                return None
+            raise
+        resolved = os.path.normpath(os.path.join(os.path.dirname(self.current_link), target))
+        if os.path.dirname(resolved) != self.releases_dir:
+            return None
+        return os.path.basename(resolved)
+
+    def releases(self):
+        """Every release directory under releases/, as Release objects keyed by id.
+
+        Directories the journal does not know get the state ``unknown``: cutover.web never treats
+        an arbitrary directory as one of its releases. A symlink in releases/ is refused.
+        """
+        found = {}
+        try:
+            names = sorted(os.listdir(self.releases_dir))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                names = []
+            else:
+                raise CutoverError('Cannot list %s: %s.' % (self.releases_dir, exc.strerror),
+                                   path=self.releases_dir)
+        for name in names:
+            path = os.path.join(self.releases_dir, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                raise CutoverError('%s is a symlink to %s; releases must be real directories and cutover.web '
+                                   'never follows links in releases/, so remove or replace it.'
+                                   % (path, os.readlink(path)), path=path)
+            if stat.S_ISDIR(st.st_mode):
+                found[name] = None
+
+        known = {}
+        for entry in self.read_history():
+            rid = entry.get('release')
+            if rid is None:
+                continue
+            event = entry.get('event')
+            rel = known.get(rid)
+            if event == 'created':
+                rel = Release(rid)
+                rel.created_seq = entry['seq']
+                rel.created = entry.get('time')
+                rel.fingerprint = entry.get('fingerprint')
+                rel.revision = entry.get('revision')
+                rel.source = entry.get('source')
+                rel.schema = entry.get('schema')
+                known[rid] = rel
+            elif rel is None:
+                continue
+            elif event == 'activated':
+                rel.activated_seq = entry['seq']
+                rel.activated = entry.get('time')
+            elif event == 'marked':
+                rel.mark = entry.get('state', rel.mark)
+                rel.marked = entry.get('epoch')
+            elif event == 'removed':
+                known.pop(rid, None)
+
+        current = self.current_id()
+        result = {}
+        for name in found:
+            rel = known.get(name)
+            if rel is None:
+                rel = Release(name)
+                rel.mark = 'unknown'
+            result[name] = rel
+        for rel in result.values():
+            rel.state = 'active' if rel.id == current and rel.mark != 'unknown' else rel.mark
+            if rel.id == current and rel.mark == 'unknown':
+                rel.state = 'unknown'
+        return result
+
+    def ordered(self, releases=None):
+        """Known releases, newest deploy order first."""
+        releases = self.releases() if releases is None else releases
+        return sorted((r for r in releases.values() if r.mark != 'unknown'), key=lambda r: -r.order)
+
+    def rollback_target(self, releases=None):
+        """The release that was live before the current one and can serve again, or None."""
+        releases = self.releases() if releases is None else releases
+        current = self.current_id()
+        candidates = [r for r in releases.values()
+                      if r.id != current and r.activated_seq is not None and r.mark == 'ready']
+        if not candidates:
+            return None
+        return max(candidates, key=lambda r: r.activated_seq)
+
+    def staging_entries(self):
+        """(name, started epoch or None, path) for every leftover in the staging area."""
+        result = []
+        try:
+            names = sorted(os.listdir(self.staging_dir))
+        except OSError:
+            return result
+        for name in names:
+            result.append((name, staging_started(name), os.path.join(self.staging_dir, name)))
+        return result
+
+    def describe(self, rel, current, rollback):
+        return {
+            'id': rel.id,
+            'path': os.path.join(self.releases_dir, rel.id),
+            'state': rel.state,
+            'order': rel.order if rel.mark != 'unknown' else None,
+            'created': rel.created,
+            'activated': rel.activated,
+            'fingerprint': rel.fingerprint,
+            'revision': rel.revision,
+            'source': rel.source,
+            'current': rel.id == current,
+            'rollback_target': rel.id == rollback,
+        }
+
+
+def staging_name(release_id, now=None):
+    """Staging directory name: the start time is part of the name, so age never comes from mtime."""
+    now = time.time() if now is None else now
+    return '%s.%d.%d.%s' % (release_id, int(now), os.getpid(), socket.gethostname().split('.')[0])
+
+
+def staging_started(name):
+    parts = name.rsplit('.', 3)
+    if len(parts) == 4:
+        try:
+            return int(parts[1])
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,273 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Where a release's files come from: a directory, an archive (tar, zip) or a git commit.
+
+Every source yields the same stream of entries, in an order where a directory comes before
+what it holds: ``(relpath, kind, mode, size, mtime_ns, uid, gid, extra, opener)``, where
+``kind`` is 'd', 'f' or 'l', ``extra`` is the link text of a symlink, and ``opener()`` returns
+a readable binary file for a regular file (valid only until the next entry is taken).
+"""
+
+from __future__ import annotations
+
+import calendar
+import errno
+import fnmatch
+import hashlib
+import os
+import stat
+import subprocess
+import tarfile
+import zipfile
+
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
+
+ARCHIVE_SUFFIXES = ('.tar', '.tar.gz', '.tgz', '.tar.bz2', '.tbz2', '.tar.xz', '.txz', '.zip')
+
+
+class Excluder(object):
+    """rsync-like exclude patterns: with a '/', matched against the relative path, else the name."""
+
+    def __init__(self, patterns):
+        self.patterns = list(patterns or [])
+
+    def __call__(self, relpath):
+        if not self.patterns:
+            return False
+        name = relpath.rsplit('/', 1)[-1]
+        for pat in self.patterns:
+            pat = pat.strip('/')
+            if fnmatch.fnmatchcase(relpath if '/' in pat else name, pat):
+                return True
+        return False
+
+
+class DirectorySource(object):
+    """A directory on the target host, for example one pushed there by rsync."""
+
+    trust_quick_check = True
+    keeps_owner = True
+
+    def __init__(self, path, exclude=None):
+        self.path = path
+        self.exclude = Excluder(exclude)
+        self.revision = None
+        self.description = 'dir:%s' % path
+        self.special = []
+
+    def entries(self):
+        stack = ['']
+        while stack:
+            rel_dir = stack.pop()
+            full_dir = os.path.join(self.path, rel_dir) if rel_dir else self.path
+            try:
+                with os.scandir(full_dir) as it:
+                    children = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                raise CutoverError('Cannot read the source directory %s: %s.' % (full_dir, exc.strerror),
+                                   path=full_dir)
+            subdirs = []
+            for de in children:
+                rel = rel_dir + '/' + de.name if rel_dir else de.name
+                if self.exclude(rel):
+                    continue
+                st = de.stat(follow_symlinks=False)
+                mode = st.st_mode
+                if stat.S_ISDIR(mode):
+                    yield (rel, 'd', stat.S_IMODE(mode), 0, st.st_mtime_ns, st.st_uid, st.st_gid, None, None)
+                    subdirs.append(rel)
+                elif stat.S_ISREG(mode):
+                    path = de.path
+                    yield (rel, 'f', stat.S_IMODE(mode), st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid, None,
+                           lambda path=path: open(path, 'rb'))
+                elif stat.S_ISLNK(mode):
+                    yield (rel, 'l', 0o777, 0, st.st_mtime_ns, st.st_uid, st.st_gid, os.readlink(de.path), None)
+                else:
+                    self.special.append(rel)
+            stack.extend(reversed(subdirs))
+
+    def copy_hint(self, relpath):
+        """The source file for ``relpath``, so it can be copied with the kernel's help."""
+        return os.path.join(self.path, relpath)
+
+
+def _clean_member_name(name, strip, archive):
+    parts = [p for p in name.split('/') if p not in ('', '.')]
+    if name.startswith('/') or '..' in parts:
+        raise CutoverError('The archive %s holds the member %r, which would land outside the release.'
+                           % (archive, name), path=archive)
+    parts = parts[strip:]
+    return '/'.join(parts)
+
+
+class TarSource(object):
+    """A tar archive (plain, gzip, bzip2 or xz) or a tar stream from a command (git archive)."""
+
+    trust_quick_check = False
+    keeps_owner = False
+
+    def __init__(self, path, exclude=None, strip_components=0, command=None, description=None, revision=None):
+        self.path = path
+        self.command = command
+        self.exclude = Excluder(exclude)
+        self.strip = strip_components
+        self.revision = revision
+        self.description = description or 'archive:%s' % path
+        self.special = []
+
+    def _open(self):
+        if self.command is None:
+            try:
+                return tarfile.open(self.path, mode='r|*'), None
+            except (tarfile.TarError, OSError) as exc:
+                raise CutoverError('The archive %s cannot be read: %s.' % (self.path, exc), path=self.path)
+        proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return tarfile.open(fileobj=proc.stdout, mode='r|'), proc
+
+    def entries(self):
+        tar, proc = self._open()
+        uid, gid = os.getuid(), os.getgid()
+        seen_files = {}
+        try:
+            for member in tar:
+                rel = _clean_member_name(member.name, self.strip, self.path)
+                if not rel or self.exclude(rel):
+                    continue
+                mtime_ns = int(member.mtime) * 1000000000
+                if member.isdir():
+                    yield (rel, 'd', member.mode & 0o7777, 0, mtime_ns, uid, gid, None, None)
+                elif member.isfile():
+                    seen_files[rel] = member
+                    yield (rel, 'f', member.mode & 0o7777, member.size, mtime_ns, uid, gid, None,
+                           lambda member=member: tar.extractfile(member))
+                elif member.issym():
+                    yield (rel, 'l', 0o777, 0, mtime_ns, uid, gid, member.linkname, None)
+                elif member.islnk():
+                    target = _clean_member_name(member.linkname, self.strip, self.path)
+                    yield (rel, 'h', member.mode & 0o7777, 0, mtime_ns, uid, gid, target, None)
+                else:
+                    self.special.append(rel)
+        except tarfile.TarError as exc:
+            raise CutoverError('The archive %s cannot be read: %s.' % (self.path, exc), path=self.path)
+        finally:
+            tar.close()
+            if proc is not None:
+                proc.stdout.close()
+                err = proc.stderr.read().decode('utf-8', 'replace').strip()
+                if proc.wait() != 0:
+                    raise CutoverError('%s failed: %s.' % (' '.join(self.command[:3]), err or 'no message'),
+                                       path=self.path)
+
+    copy_hint = None
+
+
+class ZipSource(object):
+    """A zip archive."""
+
+    trust_quick_check = False
+    keeps_owner = False
+
+    def __init__(self, path, exclude=None, strip_components=0):
+        self.path = path
+        self.exclude = Excluder(exclude)
+        self.strip = strip_components
+        self.revision = None
+        self.description = 'archive:%s' % path
+        self.special = []
+
+    def entries(self):
+        uid, gid = os.getuid(), os.getgid()
+        try:
+            zf = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipfile, OSError) as exc:
+            raise CutoverError('The archive %s cannot be read: %s.' % (self.path, exc), path=self.path)
+        with zf:
+            dirs = set()
+            for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                rel = _clean_member_name(info.filename, self.strip, self.path)
+                if not rel or self.exclude(rel):
+                    continue
+                # Parent directories that the archive does not list explicitly.
+                parts = rel.split('/')
+                for i in range(1, len(parts)):
+                    parent = '/'.join(parts[:i])
+                    if parent not in dirs:
+                        dirs.add(parent)
+                        yield (parent, 'd', 0o755, 0, 0, uid, gid, None, None)
+                unix_mode = info.external_attr >> 16
+                mtime_ns = calendar.timegm(info.date_time + (0, 0, -1)) * 1000000000
+                if info.is_dir():
+                    if rel not in dirs:
+                        dirs.add(rel)
+                        yield (rel, 'd', stat.S_IMODE(unix_mode) or 0o755, 0, mtime_ns, uid, gid, None, None)
+                elif stat.S_ISLNK(unix_mode):
+                    yield (rel, 'l', 0o777, 0, mtime_ns, uid, gid,
+                           zf.read(info).decode('utf-8', 'surrogateescape'), None)
+                else:
+                    yield (rel, 'f', stat.S_IMODE(unix_mode) or 0o644, info.file_size, mtime_ns, uid, gid, None,
+                           lambda info=info: zf.open(info))
+
+    copy_hint = None
+
+
+def _git(args, cwd=None):
+    try:
+        proc = subprocess.run(['git'] + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise CutoverError('git is not installed on the target host, so a git source cannot be used.')
+        raise
+    return proc.returncode, proc.stdout.decode('utf-8', 'replace').strip(), proc.stderr.decode('utf-8', 'replace')
+
+
+def git_source(layout, repo, version, exclude=None, check_mode=False):
+    """Resolve ``version`` of ``repo`` through a bare mirror cached under .cutover/repos."""
+    mirror = os.path.join(layout.repos_dir, hashlib.sha256(repo.encode('utf-8')).hexdigest()[:16] + '.git')
+    if check_mode and not os.path.isdir(mirror):
+        rc, out, err = _git(['ls-remote', repo, version])
+        if rc != 0:
+            raise CutoverError('The git repository %s cannot be read: %s.' % (repo, err.strip()), path=repo)
+        commit = out.split()[0] if out else None
+        if commit is None:
+            if len(version) == 40 and all(c in '0123456789abcdef' for c in version):
+                commit = version
+            else:
+                raise CutoverError('The git repository %s has no ref %s.' % (repo, version), path=repo)
+        return None, commit
+    if not check_mode:
+        if not os.path.isdir(mirror):
+            for path in (layout.state_dir, layout.repos_dir):
+                if not os.path.isdir(path):
+                    os.mkdir(path, 0o700)
+            rc, out, err = _git(['clone', '--quiet', '--mirror', repo, mirror])
+        else:
+            rc, out, err = _git(['remote', 'update', '--prune'], cwd=mirror)
+        if rc != 0:
+            raise CutoverError('The git repository %s cannot be fetched: %s.' % (repo, err.strip()), path=repo)
+    rc, commit, err = _git(['rev-parse', '--verify', '--quiet', version + '^{commit}'], cwd=mirror)
+    if rc != 0 or not commit:
+        raise CutoverError('The git repository %s has no commit or ref %s.' % (repo, version), path=repo)
+    source = TarSource(mirror, exclude=exclude, command=['git', '--git-dir', mirror, 'archive', '--format=tar', commit],
+                       description='git:%s@%s' % (repo, version), revision=commit)
+    return source, commit
+
+
+def open_source(src, exclude=None, strip_components=0):
+    """A source object for a directory or an archive file on the target host."""
+    if not os.path.lexists(src):
+        raise CutoverError('The source %s does not exist.' % src, path=src)
+    if os.path.isdir(src):
+        return DirectorySource(src, exclude)
+    if not os.path.isfile(src):
+        raise CutoverError('The source %s is neither a directory nor an archive file.' % src, path=src)
+    lower = src.lower()
+    if lower.endswith('.zip'):
+        return ZipSource(src, exclude, strip_components)
+    if lower.endswith(ARCHIVE_SUFFIXES) or tarfile.is_tarfile(src):
+        return TarSource(src, exclude, strip_components)
+    if zipfile.is_zipfile(src):
+        return ZipSource(src, exclude, strip_components)
+    raise CutoverError('The source %s is a file but not a tar or zip archive.' % src, path=src)

@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The switch: point a symlink at a new target with one rename(2), never leaving a gap.
+
+``ln -s new tmp && mv -T tmp current`` is the whole idea: rename(2) replaces the old link
+atomically, so every path lookup sees either the old or the new target. ``rm`` + ``ln``
+leaves an instant with no link at all.
+
+A link path that is still a real directory (the legacy ``public_html`` layout) cannot be
+replaced by rename(2); it is swapped with the new link by renameat2(RENAME_EXCHANGE), so
+the path never goes missing either.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, stamp
+
+AT_FDCWD = -100
+RENAME_EXCHANGE = 2 << 0
+
+
+def _temp_name(path, tag):
+    return os.path.join(os.path.dirname(path), '.%s.%s.%d' % (os.path.basename(path), tag, os.getpid()))
+
+
+def read_link(path):
+    """The link text of ``path``; None when nothing is there. Raises CutoverError for non-links."""
+    try:
+        return os.readlink(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        if exc.errno == errno.EINVAL:
+            return _not_a_link(path)
+        raise CutoverError('Cannot read the link %s: %s.' % (path, exc.strerror), path=path)
+
+
+def _not_a_link(path):
+    if os.path.isdir(path):
+        raise _IsDirectory(path)
+    raise CutoverError('The link path %s is a regular file, not a symlink; move it away first.' % path, path=path)
+
+
+class _IsDirectory(Exception):
+    def __init__(self, path):
+        super(_IsDirectory, self).__init__(path)
+        self.path = path
+
+
+def link_kind(path):
+    """'missing', 'link', 'empty-dir' or 'dir' for the thing at ``path``; raises for anything else."""
+    try:
+        read_link(path)
+    except _IsDirectory:
+        return 'empty-dir' if not os.listdir(path) else 'dir'
+    return 'link' if os.path.lexists(path) else 'missing'
+
+
+def link_text(link, target, relative):
+    if relative:
+        return os.path.relpath(target, os.path.dirname(link))
+    return target
+
+
+def check_target(target):
+    """Refuse a missing, dangling, looping or non-directory target."""
+    try:
+        os.stat(target)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CutoverError('The target %s is a symlink loop.' % target, path=target)
+        if os.path.lexists(target):
+            raise CutoverError('The target %s is a dangling symlink (it points to %s, which does not exist).'
+                               % (target, os.readlink(target)), path=target)
+        raise CutoverError('The target %s does not exist.' % target, path=target)
+    if not os.path.isdir(target):
+        raise CutoverError('The target %s is not a directory.' % target, path=target)
+
+
+def replace_link(link, text):
+    """Point ``link`` at ``text`` with a temp symlink renamed over it, then fsync the directory."""
+    tmp = _temp_name(link, 'new')
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(text, tmp)
+    try:
+        os.rename(tmp, link)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise CutoverError('Cannot rename the new link over %s: %s.' % (link, exc.strerror), path=link)
+    fsync_dir(os.path.dirname(link))
+
+
+def _renameat2_exchange(a, b):
+    libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
+    func = getattr(libc, 'renameat2', None)
+    if func is None:
+        return errno.ENOSYS
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    rc = func(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+    return ctypes.get_errno() if rc != 0 else 0
+
+
+def exchange_directory(link, text, keep_as):
+    """Swap the real directory at ``link`` for a symlink to ``text`` in one renameat2(RENAME_EXCHANGE).
+
+    The old directory ends up at ``keep_as`` (or is removed when it was empty and keep_as is None).
+    """
+    tmp = _temp_name(link, 'new')
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(text, tmp)
+    err = _renameat2_exchange(tmp, link)
+    if err:
+        os.unlink(tmp)
+        reason = os.strerror(err)
+        if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            reason = 'this kernel or filesystem does not support renameat2(RENAME_EXCHANGE) (%s)' % reason
+        raise CutoverError('Cannot convert the directory %s into a symlink without a gap: %s.' % (link, reason),
+                           path=link)
+    # tmp now holds the old directory; link is the new symlink.
+    fsync_dir(os.path.dirname(link))
+    if keep_as is None:
+        os.rmdir(tmp)
+        return None
+    try:
+        os.rename(tmp, keep_as)
+    except OSError:
+        keep_as = _temp_name(link, 'legacy')
+        os.rename(tmp, keep_as)
+    fsync_dir(os.path.dirname(link))
+    return keep_as
+
+
+def switch(layout, target=None, release=None, link=None, relative=True, allow_outside_root=False,
+           convert_directory=False, check_mode=False):
+    """Point ``link`` (default ``<root>/current``) at a release or target; return the module result.
+
+    When the link is the root's ``current`` link and the target is a release, the activation is
+    recorded in the history, which is where deploy order and the rollback target come from.
+    """
+    link = os.path.normpath(link or layout.current_link)
+    if not os.path.isabs(link):
+        link = os.path.join(layout.root, link)
+    if release is not None:
+        target = layout.release_path(release)
+    elif not os.path.isabs(target):
+        target = os.path.join(layout.root, target)
+    target = os.path.normpath(target)
+
+    inside_root = target == layout.root or target.startswith(layout.root + os.sep)
+    if not inside_root and not allow_outside_root:
+        raise CutoverError('The target %s is outside the root %s; set allow_outside_root to link there anyway.'
+                           % (target, layout.root), path=target)
+    release_id = None
+    if os.path.dirname(target) == layout.releases_dir:
+        release_id = os.path.basename(target)
+        if os.path.islink(target):
+            raise CutoverError('The release %s is a symlink; releases must be real directories.' % target,
+                               path=target)
+        check_target(target)
+        rel = layout.releases().get(release_id)
+        if rel is None or rel.mark == 'unknown':
+            raise CutoverError('The target %s is not a release cutover.web made (the history does not know it).'
+                               % target, path=target)
+        if rel.state not in ('ready', 'active'):
+            raise CutoverError('The release %s is %s, not ready, so it cannot go live.' % (target, rel.state),
+                               path=target, state=rel.state)
+    else:
+        check_target(target)
+
+    text = link_text(link, target, relative)
+    kind = link_kind(link)
+    if kind == 'dir' and not convert_directory:
+        raise CutoverError('The link path %s is a non-empty directory; set convert_directory to swap it for a '
+                           'symlink (the old directory is kept beside it).' % link, path=link)
+    if not os.path.isdir(os.path.dirname(link)):
+        raise CutoverError('The directory %s that should hold the link does not exist.' % os.path.dirname(link),
+                           path=link)
+    previous = os.readlink(link) if kind == 'link' else None
+    changed = previous != text
+    result = {
+        'changed': changed,
+        'link': link,
+        'target': target,
+        'link_text': text,
+        'previous': previous,
+        'release': release_id,
+        'previous_release': layout.current_id() if link == layout.current_link else None,
+        'converted': None,
+        'diff': {
+            'before_header': link, 'after_header': link,
+            'before': '%s\n' % (previous if kind == 'link' else '(%s)' % kind),
+            'after': '%s\n' % text,
+        },
+    }
+    if not changed or check_mode:
+        return result
+
+    if kind in ('dir', 'empty-dir'):
+        keep_as = None
+        if kind == 'dir':
+            keep_as = '%s.pre-cutover-%s' % (link, stamp())
+        result['converted'] = exchange_directory(link, text, keep_as)
+    else:
+        replace_link(link, text)
+    if link == layout.current_link and release_id is not None:
+        layout.ensure_dirs()
+        layout.append_history('activated', release_id, previous=result['previous_release'])
+    return result

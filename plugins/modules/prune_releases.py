@@ -1,0 +1,131 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: prune_releases
+short_description: Remove old releases, keeping the newest by recorded deploy order
+version_added: 0.1.0
+description:
+  - Keeps the newest O(keep) ready releases by the deploy order recorded in the history (the last time each
+    went live, else when it was made), never by file times.
+  - Never removes the current release, the rollback target, ids in O(protect), or directories in
+    C(releases/) that the history does not know.
+  - Removes V(failed) and V(bad) releases marked longer ago than O(failed_older_than), and build leftovers
+    in C(.cutover/staging/) older than O(staging_older_than).
+  - Never follows a symlink and never deletes anything outside C(<root>/releases) and
+    C(<root>/.cutover/staging). A release is renamed out of C(releases/) in one step before it is deleted,
+    so a half-deleted release is never visible there.
+author:
+  - cutover.web contributors
+extends_documentation_fragment:
+  - cutover.web._root
+  - cutover.web._attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Check mode returns exactly the releases and staging leftovers it would remove.
+  diff_mode:
+    support: full
+  safe_file_operations:
+    support: full
+  idempotent:
+    support: full
+    details:
+      - Ages are measured against the clock, so a failed release may become old enough between two runs.
+options:
+  keep:
+    description:
+      - How many ready releases to keep, the current one included. At least 1.
+    type: int
+    default: 5
+  protect:
+    description:
+      - Release ids never to remove.
+    type: list
+    elements: str
+    default: []
+  failed_older_than:
+    description:
+      - Seconds after being marked V(failed) or V(bad) that a release may be removed. V(0) removes them at once.
+    type: int
+    default: 86400
+  staging_older_than:
+    description:
+      - Seconds after a build started that its leftover in the staging area may be removed.
+    type: int
+    default: 3600
+seealso:
+  - module: cutover.web.release_info
+"""
+
+EXAMPLES = r"""
+---
+- name: Keep five releases
+  cutover.web.prune_releases:
+    root: /srv/www/shop
+    keep: 5
+
+- name: See what would go, changing nothing
+  cutover.web.prune_releases:
+    root: /srv/www/shop
+    keep: 3
+    protect: [v2.3.0]
+  check_mode: true
+  register: plan
+"""
+
+RETURN = r"""
+removed:
+  description: Release ids removed (or that would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [20261101T090000Z-3f2a9c1d0b7e]
+removed_staging:
+  description: Staging leftovers removed (or that would be).
+  returned: always
+  type: list
+  elements: str
+kept:
+  description: Release ids kept.
+  returned: always
+  type: list
+  elements: str
+kept_reasons:
+  description: For each kept release, why (current, rollback target, protected, among the newest N, ...).
+  returned: always
+  type: dict
+  sample: {"20261122T101500Z-3f2a9c1d0b7e": "current"}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cutover.web.plugins.module_utils._module import run
+from ansible_collections.cutover.web.plugins.module_utils._prune import prune
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type='path', required=True),
+            keep=dict(type='int', default=5),
+            protect=dict(type='list', elements='str', default=[]),
+            failed_older_than=dict(type='int', default=86400),
+            staging_older_than=dict(type='int', default=3600),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    run(module, lambda layout: prune(layout, p['keep'], p['protect'], p['failed_older_than'],
+                                     p['staging_older_than'], check_mode=module.check_mode))
+
+
+if __name__ == '__main__':
+    main()

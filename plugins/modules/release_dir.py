@@ -1,0 +1,309 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: release_dir
+short_description: Make a release directory from a directory, an archive or a git commit
+version_added: 0.1.0
+description:
+  - Makes C(<root>/releases/<id>) from a source on the target host. The tree is built in
+    C(<root>/.cutover/staging/) and renamed into C(releases/) only when complete, so a half-built
+    release never appears there.
+  - Files whose content, mode and owner equal those in the current release are hardlinked from it, as
+    C(rsync --link-dest) does, so a redeploy costs what changed, not the size of the site.
+  - A source whose content equals an existing ready release yields that release with C(changed=false).
+  - Also removes a release (O(state=absent)), never the current one, and records a release as
+    V(failed) or V(bad) so it can neither go live nor be picked as rollback target.
+author:
+  - cutover.web contributors
+extends_documentation_fragment:
+  - cutover.web._root
+  - cutover.web._attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Check mode reads the source and reports the release id that would be made or reused, and how many
+        files would be linked or written.
+      - For a git source whose mirror is not cached yet, check mode resolves the ref with C(git ls-remote).
+  diff_mode:
+    support: full
+  safe_file_operations:
+    support: full
+    details:
+      - The release appears by a single rename(2) of the finished staging tree.
+  idempotent:
+    support: full
+    details:
+      - Sources are compared by content fingerprint (git sources by commit), not by time.
+      - For a directory source, unchanged files are recognized by size and mtime, as rsync does, unless
+        O(checksum=true).
+options:
+  id:
+    description:
+      - The release id, a single directory name. It may not be empty, contain C(/) or C(..), or start with
+        C(.) or C(-).
+      - When omitted, an identical ready release is reused if there is one; otherwise the id is derived from
+        the UTC time and the git commit or content fingerprint, for example C(20261122T101500Z-3f2a9c1d0b7e).
+      - When given, exactly this id is used; a release of that id with other content is an error.
+    type: str
+  state:
+    description:
+      - V(present) makes the release (or finds the identical one).
+      - V(absent) removes it; the current release is never removed.
+      - V(failed) and V(bad) record that state in the history; such a release cannot go live and is pruned
+        once old enough. V(bad) is for a release rolled back from, V(failed) for one whose build or checks
+        failed.
+    type: str
+    choices: [present, absent, failed, bad]
+    default: present
+  src:
+    description:
+      - A directory or an archive (C(.tar), C(.tar.gz), C(.tgz), C(.tar.bz2), C(.tar.xz), C(.zip)) on the
+        target host.
+      - Symlinks are kept as symlinks. Owners are kept for a directory source when running as root, as
+        C(rsync -a) does; files from archives and git belong to the user the module runs as.
+    type: path
+  git_repo:
+    description:
+      - A git repository URL or path, mirrored as a bare repository under C(<root>/.cutover/repos/) and
+        exported with C(git archive). The commit becomes the release's revision and part of its id.
+    type: str
+  git_version:
+    description:
+      - The branch, tag or commit of O(git_repo) to release.
+    type: str
+    default: HEAD
+  exclude:
+    description:
+      - Patterns (shell globs) of paths to leave out. A pattern with a C(/) is matched against the path
+        relative to the source, one without against each file or directory name.
+    type: list
+    elements: str
+    default: []
+  strip_components:
+    description:
+      - Leading path components to remove from archive members, for archives that hold one top directory.
+    type: int
+    default: 0
+  checksum:
+    description:
+      - Hash every file of a directory source instead of trusting size and mtime.
+    type: bool
+    default: false
+  sync:
+    description:
+      - Flush the new release to disk (syncfs) before it is renamed into C(releases/), so a crash cannot
+        leave a release whose files are empty.
+    type: bool
+    default: true
+notes:
+  - Hardlinked files are shared between releases. Build steps that change files in a release must replace
+    them (write a new file and rename it, as composer, npm and most tools do), not edit them in place.
+  - When the filesystem refuses a hardlink (for example C(releases/) spans two filesystems), files are
+    copied instead and the module says so in a warning and in RV(link_fallback).
+seealso:
+  - module: cutover.web.atomic_symlink
+  - module: cutover.web.prune_releases
+  - module: cutover.web.release_info
+"""
+
+EXAMPLES = r"""
+---
+- name: Make a release from a directory pushed to the host
+  cutover.web.release_dir:
+    root: /srv/www/shop
+    src: /srv/www/shop/.cutover/upload
+    exclude: [.git, node_modules]
+  register: release
+
+- name: Make a release from a tarball, dropping its top directory
+  cutover.web.release_dir:
+    root: /srv/www/shop
+    src: /tmp/shop-2.4.0.tar.gz
+    strip_components: 1
+    id: v2.4.0
+
+- name: Make a release from a git tag
+  cutover.web.release_dir:
+    root: /srv/www/shop
+    git_repo: https://git.example.com/shop.git
+    git_version: v2.4.0
+
+- name: Record that a release failed its checks
+  cutover.web.release_dir:
+    root: /srv/www/shop
+    id: "{{ release.id }}"
+    state: failed
+
+- name: Remove an old release
+  cutover.web.release_dir:
+    root: /srv/www/shop
+    id: 20261101T090000Z-3f2a9c1d0b7e
+    state: absent
+"""
+
+RETURN = r"""
+id:
+  description: The release id.
+  returned: always
+  type: str
+  sample: 20261122T101500Z-3f2a9c1d0b7e
+release_path:
+  description: The release directory.
+  returned: always
+  type: str
+  sample: /srv/www/shop/releases/20261122T101500Z-3f2a9c1d0b7e
+state:
+  description: The release's state after the task (V(ready), V(active), V(failed), V(bad) or V(absent)).
+  returned: always
+  type: str
+  sample: ready
+fingerprint:
+  description: The sha256 content fingerprint over paths, kinds, modes and file digests.
+  returned: when state is present
+  type: str
+  sample: 3f2a9c1d0b7e5f0d9c4e6b1a2d3c4b5a6f7e8d9c0b1a2f3e4d5c6b7a8f9e0d1c
+revision:
+  description: The git commit of a git source, else null.
+  returned: when state is present
+  type: str
+  sample: 8d1c0b7e3f2a9c1d0b7e5f0d9c4e6b1a2d3c4b5a
+source:
+  description: What the release was made from.
+  returned: when state is present
+  type: str
+  sample: dir:/srv/www/shop/.cutover/upload
+reused:
+  description: Whether an existing identical release was returned instead of making one.
+  returned: when state is present
+  type: bool
+base:
+  description: The release whose unchanged files were hardlinked, or null.
+  returned: when state is present
+  type: str
+files:
+  description: Regular files in the release.
+  returned: when state is present
+  type: int
+bytes:
+  description: Bytes of regular files in the release.
+  returned: when state is present
+  type: int
+files_linked:
+  description: Files hardlinked from the base release (predicted in check mode).
+  returned: when state is present
+  type: int
+bytes_linked:
+  description: Bytes in files hardlinked from the base release.
+  returned: when state is present
+  type: int
+files_written:
+  description: Files copied or extracted into the release.
+  returned: when state is present
+  type: int
+bytes_written:
+  description: Bytes copied or extracted into the release.
+  returned: when state is present
+  type: int
+link_fallback:
+  description: Why files were copied instead of hardlinked, or null when hardlinks worked.
+  returned: when state is present
+  type: str
+special_skipped:
+  description: Paths in the source that are neither files, directories nor symlinks (sockets, FIFOs, devices) and were left out.
+  returned: when a release was made
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cutover.web.plugins.module_utils._build import make_release
+from ansible_collections.cutover.web.plugins.module_utils._module import run
+from ansible_collections.cutover.web.plugins.module_utils._prune import remove_release
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
+from ansible_collections.cutover.web.plugins.module_utils._sources import git_source, open_source
+
+
+def present(module, layout):
+    p = module.params
+    if p['git_repo']:
+        source, commit = git_source(layout, p['git_repo'], p['git_version'], p['exclude'], module.check_mode)
+        if source is None:
+            # Check mode without a cached mirror: only the commit is known.
+            same = [r for r in layout.ordered() if r.revision == commit and r.state in ('ready', 'active')]
+            rel = same[0] if same else None
+            return {'changed': rel is None, 'id': rel.id if rel else p['id'], 'revision': commit,
+                    'reused': rel is not None, 'state': rel.state if rel else 'ready',
+                    'release_path': layout.release_path(rel.id) if rel else None}
+    else:
+        source = open_source(p['src'], p['exclude'], p['strip_components'])
+    result = make_release(layout, source, p['id'], checksum=p['checksum'], sync=p['sync'],
+                          check_mode=module.check_mode)
+    if result.get('link_fallback'):
+        module.warn('Hardlinks were refused (%s), so files of %s were copied instead; the release takes full '
+                    'disk space.' % (result['link_fallback'], result['release_path']))
+    if result.get('special_skipped'):
+        module.warn('Left out %d special files (sockets, FIFOs or devices) of %s, for example %s.'
+                    % (len(result['special_skipped']), p['src'], result['special_skipped'][0]))
+    result['diff'] = {'before': '', 'after': '%s\n' % result['release_path'], 'after_header': 'releases'} \
+        if result['changed'] else {'before': '', 'after': ''}
+    return result
+
+
+def mark_or_remove(module, layout):
+    p = module.params
+    path = layout.release_path(p['id'])
+    if p['state'] == 'absent':
+        removed = remove_release(layout, p['id'], check_mode=module.check_mode)
+        return {'changed': removed, 'id': p['id'], 'release_path': path, 'state': 'absent',
+                'diff': {'before': '%s\n' % path if removed else '', 'after': ''}}
+    rel = layout.releases().get(p['id'])
+    if rel is None or rel.mark == 'unknown':
+        raise CutoverError('The release %s does not exist (or was not made by cutover.web), so it cannot be marked '
+                           '%s.' % (path, p['state']), path=path)
+    changed = rel.mark != p['state']
+    if changed and not module.check_mode:
+        layout.append_history('marked', rel.id, state=p['state'], previous=rel.mark)
+    return {'changed': changed, 'id': rel.id, 'release_path': path, 'state': p['state'],
+            'diff': {'before': '%s: %s\n' % (rel.id, rel.mark), 'after': '%s: %s\n' % (rel.id, p['state'])}}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type='path', required=True),
+            id=dict(type='str'),
+            state=dict(type='str', default='present', choices=['present', 'absent', 'failed', 'bad']),
+            src=dict(type='path'),
+            git_repo=dict(type='str'),
+            git_version=dict(type='str', default='HEAD'),
+            exclude=dict(type='list', elements='str', default=[]),
+            strip_components=dict(type='int', default=0),
+            checksum=dict(type='bool', default=False),
+            sync=dict(type='bool', default=True),
+        ),
+        mutually_exclusive=[('src', 'git_repo')],
+        required_if=[
+            ('state', 'present', ('src', 'git_repo'), True),
+            ('state', 'absent', ('id',)),
+            ('state', 'failed', ('id',)),
+            ('state', 'bad', ('id',)),
+        ],
+        supports_check_mode=True,
+    )
+    if module.params['state'] == 'present':
+        run(module, lambda layout: present(module, layout))
+    else:
+        run(module, lambda layout: mark_or_remove(module, layout))
+
+
+if __name__ == '__main__':
+    main()
