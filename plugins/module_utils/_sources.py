@@ -223,30 +223,42 @@ def _git(args, cwd=None):
     return proc.returncode, proc.stdout.decode('utf-8', 'replace').strip(), proc.stderr.decode('utf-8', 'replace')
 
 
+def _is_commit_id(version):
+    return len(version) == 40 and all(c in '0123456789abcdef' for c in version)
+
+
+def _ls_remote(repo, version):
+    """The commit ``version`` names in ``repo`` without fetching anything (peeled for annotated tags)."""
+    if _is_commit_id(version):
+        return version
+    rc, out, err = _git(['ls-remote', repo, version])
+    if rc != 0:
+        raise CutoverError('The git repository %s cannot be read: %s.' % (repo, err.strip()), path=repo)
+    lines = [line.split('\t') for line in out.splitlines() if '\t' in line]
+    peeled = [sha for sha, ref in lines if ref.endswith('^{}')]
+    if peeled or lines:
+        return (peeled or [lines[0][0]])[0]
+    raise CutoverError('The git repository %s has no ref %s.' % (repo, version), path=repo)
+
+
 def git_source(layout, repo, version, exclude=None, check_mode=False):
-    """Resolve ``version`` of ``repo`` through a bare mirror cached under .cutover/repos."""
+    """Resolve ``version`` of ``repo`` through a bare mirror cached under .cutover/repos.
+
+    In check mode nothing is fetched: the commit is found with ``git ls-remote`` and the source is
+    None (the caller compares revisions only).
+    """
+    if check_mode:
+        return None, _ls_remote(repo, version)
     mirror = os.path.join(layout.repos_dir, hashlib.sha256(repo.encode('utf-8')).hexdigest()[:16] + '.git')
-    if check_mode and not os.path.isdir(mirror):
-        rc, out, err = _git(['ls-remote', repo, version])
-        if rc != 0:
-            raise CutoverError('The git repository %s cannot be read: %s.' % (repo, err.strip()), path=repo)
-        commit = out.split()[0] if out else None
-        if commit is None:
-            if len(version) == 40 and all(c in '0123456789abcdef' for c in version):
-                commit = version
-            else:
-                raise CutoverError('The git repository %s has no ref %s.' % (repo, version), path=repo)
-        return None, commit
-    if not check_mode:
-        if not os.path.isdir(mirror):
-            for path in (layout.state_dir, layout.repos_dir):
-                if not os.path.isdir(path):
-                    os.mkdir(path, 0o700)
-            rc, out, err = _git(['clone', '--quiet', '--mirror', repo, mirror])
-        else:
-            rc, out, err = _git(['remote', 'update', '--prune'], cwd=mirror)
-        if rc != 0:
-            raise CutoverError('The git repository %s cannot be fetched: %s.' % (repo, err.strip()), path=repo)
+    if not os.path.isdir(mirror):
+        for path in (layout.root, layout.state_dir, layout.repos_dir):
+            if not os.path.isdir(path):
+                os.mkdir(path, 0o755 if path == layout.root else 0o700)
+        rc, out, err = _git(['clone', '--quiet', '--mirror', repo, mirror])
+    else:
+        rc, out, err = _git(['remote', 'update', '--prune'], cwd=mirror)
+    if rc != 0:
+        raise CutoverError('The git repository %s cannot be fetched: %s.' % (repo, err.strip()), path=repo)
     rc, commit, err = _git(['rev-parse', '--verify', '--quiet', version + '^{commit}'], cwd=mirror)
     if rc != 0 or not commit:
         raise CutoverError('The git repository %s has no commit or ref %s.' % (repo, version), path=repo)
@@ -257,6 +269,9 @@ def git_source(layout, repo, version, exclude=None, check_mode=False):
 
 def open_source(src, exclude=None, strip_components=0):
     """A source object for a directory or an archive file on the target host."""
+    if strip_components < 0:
+        raise CutoverError('strip_components is %d for %s, but it cannot be negative.' % (strip_components, src),
+                           path=src)
     if not os.path.lexists(src):
         raise CutoverError('The source %s does not exist.' % src, path=src)
     if os.path.isdir(src):

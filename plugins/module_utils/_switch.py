@@ -77,7 +77,7 @@ def check_target(target):
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise CutoverError('The target %s is a symlink loop.' % target, path=target)
-        if os.path.lexists(target):
+        if os.path.islink(target):
             raise CutoverError('The target %s is a dangling symlink (it points to %s, which does not exist).'
                                % (target, os.readlink(target)), path=target)
         raise CutoverError('The target %s does not exist.' % target, path=target)

@@ -228,7 +228,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.cutover.web.plugins.module_utils._build import make_release
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._prune import remove_release
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, stamp
 from ansible_collections.cutover.web.plugins.module_utils._sources import git_source, open_source
 
 
@@ -237,12 +237,17 @@ def present(module, layout):
     if p['git_repo']:
         source, commit = git_source(layout, p['git_repo'], p['git_version'], p['exclude'], module.check_mode)
         if source is None:
-            # Check mode without a cached mirror: only the commit is known.
-            same = [r for r in layout.ordered() if r.revision == commit and r.state in ('ready', 'active')]
-            rel = same[0] if same else None
-            return {'changed': rel is None, 'id': rel.id if rel else p['id'], 'revision': commit,
-                    'reused': rel is not None, 'state': rel.state if rel else 'ready',
-                    'release_path': layout.release_path(rel.id) if rel else None}
+            # Check mode: nothing is fetched, so releases are compared by commit only.
+            releases = layout.releases()
+            wanted = [releases[p['id']]] if p['id'] in releases else [] if p['id'] else layout.ordered(releases)
+            same = [r for r in wanted if r.revision == commit and r.state in ('ready', 'active')]
+            if p['id'] in releases and not same:
+                raise CutoverError('The release %s already exists with another revision than %s; choose another id.'
+                                   % (layout.release_path(p['id']), commit), path=layout.release_path(p['id']))
+            rel_id = same[0].id if same else p['id'] or '%s-%s' % (stamp(), commit[:12])
+            return {'changed': not same, 'id': rel_id, 'revision': commit, 'reused': bool(same),
+                    'state': same[0].state if same else 'ready', 'release_path': layout.release_path(rel_id),
+                    'diff': {'before': '', 'after': '' if same else '%s\n' % layout.release_path(rel_id)}}
     else:
         source = open_source(p['src'], p['exclude'], p['strip_components'])
     result = make_release(layout, source, p['id'], checksum=p['checksum'], sync=p['sync'],
