@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Fixtures for the module_utils unit tests: a deploy root with an awkward name, and real mounts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A deploy root whose path has a space and non-ASCII characters (not created yet)."""
+    return str(tmp_path / 'sïte root')
+
+
+@pytest.fixture
+def layout(root):
+    # Imported here, not at module level: this conftest loads before pytest-ansible installs the
+    # collection loader, and an early import would bypass it for every later ansible_collections import.
+    from ansible_collections.cutover.web.plugins.module_utils._releases import Layout
+    return Layout(root)
+
+
+@pytest.fixture
+def mount(tmp_path):
+    """mount(target, 'tmpfs', size='1m') or mount(target, 'bind', source=dir): a real mount, undone at the end.
+
+    Skips the test when not root or when the kernel refuses the mount (e.g. in an unprivileged container).
+    """
+    mounted = []
+
+    def _mount(target, kind='tmpfs', size='8m', source=None):
+        if os.geteuid() != 0:
+            pytest.skip('mounting needs root')
+        target = str(target)
+        os.makedirs(target, exist_ok=True)
+        if kind == 'tmpfs':
+            cmd = ['mount', '-t', 'tmpfs', '-o', 'size=%s' % size, 'tmpfs', target]
+        else:
+            cmd = ['mount', '--bind', str(source or target), target]
+        try:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            pytest.skip('cannot run mount: %s' % exc)
+        if proc.returncode != 0:
+            pytest.skip('mount refused: %s' % proc.stderr.decode('utf-8', 'replace').strip())
+        mounted.append(target)
+        return target
+
+    yield _mount
+    for target in reversed(mounted):
+        if subprocess.run(['umount', target]).returncode != 0:
+            subprocess.run(['umount', '-l', target])

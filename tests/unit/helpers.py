@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Helpers for the module_utils unit tests: real trees, snapshots of a root, releases made the real way."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from ansible_collections.cutover.web.plugins.module_utils._build import make_release
+from ansible_collections.cutover.web.plugins.module_utils._sources import open_source
+
+
+def write_tree(base, files):
+    """Create ``files`` under ``base``: {relpath: bytes|str} for files, {relpath: ('link', text)} for
+    symlinks, {relpath: None} for an empty directory. Returns ``base`` as a str."""
+    base = str(base)
+    os.makedirs(base, exist_ok=True)
+    for rel, content in sorted(files.items()):
+        path = os.path.join(base, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if content is None:
+            os.makedirs(path, exist_ok=True)
+        elif isinstance(content, tuple):
+            os.symlink(content[1], path)
+        else:
+            with open(path, 'wb') as f:
+                f.write(content.encode('utf-8') if isinstance(content, str) else content)
+    return base
+
+
+def snapshot(path):
+    """Everything under ``path`` as {relpath: (kind, mode, inode, content or link text, mtime_ns)}.
+
+    Two equal snapshots mean nothing was created, removed, rewritten, relinked or retouched.
+    """
+    path = str(path)
+    result = {}
+    if not os.path.lexists(path):
+        return result
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, path)
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                result[rel] = ('l', None, st.st_ino, os.readlink(full), None)
+            elif stat.S_ISDIR(st.st_mode):
+                result[rel] = ('d', stat.S_IMODE(st.st_mode), st.st_ino, None, None)
+            else:
+                with open(full, 'rb') as f:
+                    data = f.read()
+                result[rel] = ('f', stat.S_IMODE(st.st_mode), st.st_ino, data, st.st_mtime_ns)
+    return result
+
+
+def read(path):
+    with open(str(path), 'rb') as f:
+        return f.read()
+
+
+def new_release(layout, src_dir, files, release_id=None, **kwargs):
+    """Write ``files`` into a fresh ``src_dir`` and make a release of it (no syncfs, to stay fast)."""
+    write_tree(src_dir, files)
+    kwargs.setdefault('sync', False)
+    return make_release(layout, open_source(str(src_dir)), release_id, **kwargs)
+
+
+def mark(layout, release_id, state):
+    """Record a release as failed/bad the way the release_dir module does."""
+    rel = layout.releases()[release_id]
+    return layout.append_history('marked', release_id, state=state, previous=rel.mark)
