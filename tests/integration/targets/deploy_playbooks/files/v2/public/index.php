@@ -1,0 +1,3 @@
+<?php
+require __DIR__ . '/../lib/part.php';
+echo "page v2 part " . part() . " dir " . basename(dirname(__DIR__)) . "\n";

@@ -1,0 +1,2 @@
+<?php
+function part(): string { return 'v3'; }

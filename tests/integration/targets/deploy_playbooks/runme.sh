@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The collection's playbooks end to end on this host, with a real Apache and PHP-FPM:
+# deploy v1, v2, v2 again (no change), --check, rollback (twice), rollback with nothing
+# to go back to, a failing build command, a failing live probe, a broken vhost template.
+set -eu -o pipefail
+
+ROOT=/srv/cutover-it/site
+URL=http://127.0.0.1:18080
+HERE=$(cd "$(dirname "$0")" && pwd)
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
+
+rm -rf /srv/cutover-it
+mkdir -p /srv/cutover-it
+
+step() { printf '\n=== %s\n' "$*"; }
+fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+
+# play NAME ARGS...: run a collection playbook; its output goes to $OUT/last.
+play() {
+    local name=$1
+    shift
+    ansible-playbook -i "$HERE/inventory.ini" "cutover.web.$name" "$@" 2>&1 | tee "$OUT/last"
+}
+# play_fails NAME ARGS...: the same, expecting failure.
+play_fails() {
+    if play "$@"; then
+        fail "ansible-playbook cutover.web.$1 should have failed"
+    fi
+}
+recap() { # the PLAY RECAP counters of the last run, e.g. "ok=12 changed=0 ..."
+    grep -E '^testhost +:' "$OUT/last" | tail -1
+}
+expect_recap() {
+    recap | grep -q -- "$1" || fail "expected $1 in the recap: $(recap)"
+}
+expect_output() {
+    grep -q -- "$1" "$OUT/last" || fail "expected '$1' in the playbook output"
+}
+page() { curl -sS --max-time 10 "$URL/$1"; }
+expect_page() { # PATH TEXT
+    local body
+    body=$(page "$1")
+    [[ $body == *"$2"* ]] || fail "GET /$1 answered '$body', expected '$2'"
+}
+expect_status() { # PATH STATUS
+    local status
+    status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL/$1")
+    [[ $status == "$2" ]] || fail "GET /$1 answered $status, expected $2"
+}
+state_of() { # RELEASE_ID -> its state from release_info
+    ansible -i "$HERE/inventory.ini" testhost -m cutover.web.release_info -a "root=$ROOT" -o 2>/dev/null |
+        sed 's/^[^{]*//' | python3 -c '
+import json, sys
+info = json.load(sys.stdin)
+print(next((r["state"] for r in info["releases"] if r["id"] == sys.argv[1]), "missing"))' "$1"
+}
+current() { basename "$(readlink "$ROOT/current")"; }
+release_count() { find "$ROOT/releases" -mindepth 1 -maxdepth 1 | wc -l; }
+
+step "deploy v1"
+play deploy -e deploy_src="$HERE/files/v1" -e deploy_shared_dirs='["public/media"]' -e deploy_probe_url=$URL/
+expect_page index.php "page v1 part v1"
+expect_page asset.txt "asset v1"
+V1=$(current)
+
+step "an upload survives the next deploys"
+echo "uploaded by a user" >"$ROOT/shared/public/media/upload.txt"
+
+step "deploy v2"
+play deploy -e deploy_src="$HERE/files/v2" -e deploy_shared_dirs='["public/media"]' -e deploy_probe_url=$URL/ -e deploy_probe_content='page v2'
+expect_page index.php "page v2 part v2"
+expect_page media/upload.txt "uploaded by a user"
+expect_page media/bundled-v1.txt "bundled with v1"
+V2=$(current)
+[[ $V2 != "$V1" ]] || fail "v2 did not make a new release"
+
+step "deploy v2 again: no change, no new release"
+count=$(release_count)
+play deploy -e deploy_src="$HERE/files/v2" -e deploy_shared_dirs='["public/media"]' -e deploy_probe_url=$URL/
+expect_recap "changed=0"
+[[ $(release_count) == "$count" ]] || fail "a repeated deploy made a new release"
+
+step "deploy v3 in check mode: says what would go live, changes nothing"
+play deploy --check --diff -e deploy_src="$HERE/files/v3" -e deploy_shared_dirs='["public/media"]'
+expect_output "a new release of"
+[[ $(current) == "$V2" ]] || fail "check mode moved current"
+[[ $(release_count) == "$count" ]] || fail "check mode made a release"
+expect_page index.php "page v2"
+
+step "rollback: v1 serves again at once, v2 is marked bad"
+play rollback
+expect_page index.php "page v1 part v1"
+[[ $(current) == "$V1" ]] || fail "rollback did not switch to $V1"
+[[ $(state_of "$V2") == bad ]] || fail "$V2 is $(state_of "$V2"), expected bad"
+expect_page media/upload.txt "uploaded by a user"
+
+step "rollback again: already rolled back, no change"
+play rollback
+expect_recap "changed=0"
+[[ $(current) == "$V1" ]] || fail "a second rollback moved current"
+
+step "a failing build command: the old release keeps serving, the new one is failed, the lock is free"
+play_fails deploy -e deploy_src="$HERE/files/v3" -e deploy_release_id=v3-build -e '{"deploy_build_commands": ["echo building", "exit 3"]}'
+expect_output 'stopped at "Run the build commands"'
+expect_page index.php "page v1"
+[[ $(state_of v3-build) == failed ]] || fail "v3-build is $(state_of v3-build), expected failed"
+[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
+
+step "a failing live probe: switched back at once, the new release is bad"
+play_fails deploy -e deploy_src="$HERE/files/v3" -e deploy_release_id=v3-probe -e deploy_probe_url=$URL/ -e deploy_probe_content='no such text' -e deploy_probe_retries=1
+expect_output "switched back to $V1"
+expect_page index.php "page v1"
+[[ $(current) == "$V1" ]] || fail "the failed probe left current at $(current)"
+[[ $(state_of v3-probe) == bad ]] || fail "v3-probe is $(state_of v3-probe), expected bad"
+[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
+
+step "a broken vhost template is rejected; the live config and the site stay"
+conf=$(ls /etc/apache2/sites-available/cutover-it.conf)
+before=$(sha256sum "$conf")
+play_fails deploy -e deploy_src="$HERE/files/v2" -e '{"apache_vhost_extra": ["BogusDirective on"]}'
+[[ $(sha256sum "$conf") == "$before" ]] || fail "the broken template reached $conf"
+expect_page index.php "page v1"
+
+step "rollback with nothing to go back to: a clear error"
+rm -rf "$ROOT"
+play deploy -e deploy_src="$HERE/files/v1"
+play_fails rollback
+expect_output "There is no release to roll back to in $ROOT/releases"
+expect_page index.php "page v1"
+
+step "clean up"
+a2dissite -q cutover-it >/dev/null 2>&1 || true
+apachectl graceful || true
+rm -rf /srv/cutover-it
+echo "deploy_playbooks: all passed"
