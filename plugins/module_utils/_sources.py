@@ -215,7 +215,7 @@ class ZipSource(object):
 
 def _git(args, cwd=None):
     try:
-        proc = subprocess.run(['git'] + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.run(['git'] + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             raise CutoverError('git is not installed on the target host, so a git source cannot be used.')

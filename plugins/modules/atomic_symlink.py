@@ -23,7 +23,7 @@ description:
   - Switching C(<root>/current) to a release records the activation in the history; that is where deploy
     order and the rollback target come from.
 author:
-  - cutover.web contributors
+  - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes

@@ -18,7 +18,7 @@ description:
   - Taking a lock held by someone else fails with a message naming the holder, unless it has expired
     (O(ttl)); an expired lock is taken over and the old holder is returned in RV(took_over).
 author:
-  - cutover.web contributors
+  - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes

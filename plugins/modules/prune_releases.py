@@ -22,7 +22,7 @@ description:
     C(<root>/.cutover/staging). A release is renamed out of C(releases/) in one step before it is deleted,
     so a half-deleted release is never visible there.
 author:
-  - cutover.web contributors
+  - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes

@@ -21,7 +21,7 @@ description:
   - Also removes a release (O(state=absent)), never the current one, and records a release as
     V(failed) or V(bad) so it can neither go live nor be picked as rollback target.
 author:
-  - cutover.web contributors
+  - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes

@@ -17,7 +17,7 @@ description:
     leftovers in the staging area.
   - A root that does not exist yet is reported as empty.
 author:
-  - cutover.web contributors
+  - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes

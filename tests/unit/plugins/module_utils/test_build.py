@@ -557,8 +557,7 @@ def test_build_failure_leaves_no_partial_release(layout, tmp_path):
     scan_pass = source.entries
 
     def entries():
-        for entry in scan_pass():
-            yield entry
+        yield from scan_pass()
         # The scan is done; the file disappears before it is copied.
         os.unlink(os.path.join(src, 'b-gone.txt'))
     source.entries = entries

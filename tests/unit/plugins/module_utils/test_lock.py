@@ -149,7 +149,7 @@ def test_concurrent_acquire_has_exactly_one_winner(layout, round_):
     procs = [ctx.Process(target=_contender, args=(layout.root, owner, barrier, queue)) for owner in owners]
     for p in procs:
         p.start()
-    outcomes = dict(queue.get(timeout=30) for _ in procs)
+    outcomes = dict(queue.get(timeout=30) for dummy_p in procs)
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0

@@ -1,0 +1,336 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Time the whole deploy playbook against the raw rsync --link-dest + ``mv -T`` floor.
+
+One command (after ``./dev setup``, which makes ``.venv`` and ``.work/collections``)::
+
+    .venv/bin/python bench/deploy_speed.py [--files 20000 --size-mb 200 --repeat 3 --out bench/results/deploy_speed.md]
+
+On a generated site (the tree generator of ``bench/release_dir.py``), deploying from a directory
+on the controller to this host over a local connection, it times ``ansible-playbook
+cutover.web.deploy`` for a first deploy, a redeploy after a one-file change and a redeploy with
+nothing changed, and ``ansible-playbook cutover.web.rollback``; beside, in the same run, the raw
+floor: ``rsync -a --link-dest=<previous> <src>/ <new>/ && ln -s <new> tmp && mv -T tmp current``.
+It also times what any playbook costs before it does anything (``ansible-playbook`` of one debug
+task) and the deploy playbook on a one-file site (every task of the deploy, no size-dependent
+work), and reports them separately. Finally it makes five one-file-change releases with each
+method and compares their disk use (hardlinked inodes counted once) with one release's.
+
+It checks what it times: after each deploy the changed file is live, a redeploy with nothing
+changed makes no release and reports ``changed=0``, and the rollback puts the previous release live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+sys.path.insert(0, BENCH)
+
+# The site generator and measuring helpers are shared with the release_dir benchmark.
+from release_dir import Changer, disk_usage, generate_tree, level, machine_info, mib, settle, warm  # noqa: E402
+
+WORKDIR_MARK = '.cutover-speed-workdir'
+T0 = time.perf_counter()
+
+
+def log(msg):
+    print('[speed %6.1fs] %s' % (time.perf_counter() - T0, msg), file=sys.stderr, flush=True)
+
+
+class Ansible(object):
+    """Runs the collection's playbooks from this checkout with the repo's .venv."""
+
+    def __init__(self, workdir, venv, collections):
+        self.bin = os.path.join(venv, 'bin')
+        if not os.access(os.path.join(self.bin, 'ansible-playbook'), os.X_OK):
+            sys.exit('%s/ansible-playbook is missing: run ./dev setup first.' % self.bin)
+        if not os.path.isdir(os.path.join(collections, 'ansible_collections', 'ansible', 'posix')):
+            sys.exit('ansible.posix is not in %s: run ./dev setup first.' % collections)
+        # ansible_collections/cutover/web -> this checkout, so the playbooks run as they are here.
+        self.coll = os.path.join(workdir, 'collections')
+        os.makedirs(os.path.join(self.coll, 'ansible_collections', 'cutover'))
+        os.symlink(REPO, os.path.join(self.coll, 'ansible_collections', 'cutover', 'web'))
+        self.inventory = os.path.join(workdir, 'inventory.ini')
+        with open(self.inventory, 'w') as f:
+            f.write('bench ansible_connection=local ansible_python_interpreter=%s\n' % shutil.which('python3'))
+        self.trivial = os.path.join(workdir, 'trivial.yml')
+        with open(self.trivial, 'w') as f:
+            f.write('- hosts: bench\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {msg: hello}\n')
+        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([self.coll, collections]),
+                        ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_RETRY_FILES_ENABLED='0',
+                        PATH=self.bin + os.pathsep + os.environ.get('PATH', ''))
+
+    def play(self, playbook, extra):
+        """Run a playbook; return (seconds, {'changed': n, ...} of the PLAY RECAP line of host bench)."""
+        cmd = [os.path.join(self.bin, 'ansible-playbook'), '-i', self.inventory, playbook]
+        for key, value in extra.items():
+            cmd += ['-e', '%s=%s' % (key, value)]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        elapsed = time.perf_counter() - t
+        out = proc.stdout.decode('utf-8', 'replace')
+        if proc.returncode != 0:
+            raise RuntimeError('%s failed (exit %d):\n%s' % (' '.join(map(shlex.quote, cmd)), proc.returncode,
+                                                             out[-4000:]))
+        recap = re.search(r'^bench\s*:\s*(.*)$', out, re.M)
+        counts = dict((k, int(v)) for k, v in re.findall(r'(\w+)=(\d+)', recap.group(1))) if recap else {}
+        return elapsed, counts
+
+
+class Cutover(object):
+    label = 'cutover.web deploy playbook'
+
+    def __init__(self, ansible, root):
+        self.ansible = ansible
+        self.root = root
+
+    def deploy(self, src):
+        return self.ansible.play('cutover.web.deploy', {'deploy_root': self.root, 'deploy_src': src,
+                                                        'deploy_keep': 10})
+
+    def rollback(self):
+        return self.ansible.play('cutover.web.rollback', {'rollback_root': self.root})
+
+    def current_dir(self):
+        return os.path.realpath(os.path.join(self.root, 'current'))
+
+    def releases(self):
+        return sorted(os.listdir(os.path.join(self.root, 'releases')))
+
+
+class Floor(object):
+    label = 'raw floor: rsync --link-dest + ln -s + mv -T'
+
+    def __init__(self, root):
+        self.root = root
+        self.n = 0
+        os.makedirs(os.path.join(root, 'releases'))
+
+    def deploy(self, src):
+        self.n += 1
+        rid = 'r%04d' % self.n
+        new = os.path.join(self.root, 'releases', rid)
+        cur = os.path.join(self.root, 'current')
+        prev = os.path.realpath(cur) if os.path.islink(cur) else None
+        tmp = os.path.join(self.root, '.current.tmp')
+        q = shlex.quote
+        script = 'rsync -a %s%s/ %s/ && ln -s %s %s && mv -T %s %s' % (
+            ('--link-dest=%s ' % q(prev)) if prev else '', q(src), q(new), q('releases/' + rid), q(tmp), q(tmp),
+            q(cur))
+        t = time.perf_counter()
+        proc = subprocess.run(['sh', '-c', script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        elapsed = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise RuntimeError('the rsync floor failed: %s' % proc.stdout.decode('utf-8', 'replace'))
+        return elapsed, {}
+
+    def current_dir(self):
+        return os.path.realpath(os.path.join(self.root, 'current'))
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float('nan')
+
+
+def cell(xs):
+    return '%.2f (%.2f-%.2f)' % (med(xs), min(xs), max(xs)) if xs else 'n/a'
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--files', type=int, default=20000, help='files in the generated site')
+    p.add_argument('--size-mb', type=float, default=200, help='total size of the site in MiB')
+    p.add_argument('--repeat', type=int, default=3, help='timed repeats of every step')
+    p.add_argument('--out', default=os.path.join(REPO, 'bench', 'results', 'deploy_speed.md'), help='report file')
+    p.add_argument('--workdir', default='/var/tmp/cutover-speed', help='work dir (removed at the end)')
+    p.add_argument('--seed', type=int, default=20261122, help='seed of the site generator')
+    p.add_argument('--files-per-dir', type=int, default=10, help='average files per directory')
+    p.add_argument('--image-share', type=float, default=0.05, help='share of files that are large images')
+    p.add_argument('--venv', default=os.path.join(REPO, '.venv'), help='virtualenv with ansible-core')
+    p.add_argument('--collections', default=os.path.join(REPO, '.work', 'collections'),
+                   help='collections path holding ansible.posix (./dev setup makes it)')
+    p.add_argument('--keep', action='store_true', help='keep the work dir')
+    return p.parse_args(argv)
+
+
+def prepare_workdir(path):
+    if os.path.lexists(path):
+        if not os.path.exists(os.path.join(path, WORKDIR_MARK)):
+            sys.exit('%s exists and was not made by this benchmark; remove it or pass --workdir.' % path)
+        shutil.rmtree(path)
+    os.makedirs(path)
+    open(os.path.join(path, WORKDIR_MARK), 'w').close()
+    return path
+
+
+def check_live(method, changer, expected):
+    with open(os.path.join(method.current_dir(), changer.rel), 'rb') as f:
+        if f.read() != expected:
+            raise RuntimeError('%s: the changed file is not live after the deploy' % method.label)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(['.venv/bin/python', os.path.relpath(os.path.abspath(__file__), os.getcwd())] + sys.argv[1:])
+    started = datetime.datetime.now(datetime.timezone.utc)
+    workdir = prepare_workdir(args.workdir)
+    try:
+        ansible = Ansible(workdir, args.venv, args.collections)
+        src = os.path.join(workdir, 'src')
+        os.makedirs(src)
+        log('generating %d files, %.0f MiB in %s' % (args.files, args.size_mb, src))
+        tree = generate_tree(src, args.files, args.size_mb, args.seed, args.files_per_dir, args.image_share)
+        changer = Changer(src, tree['change_path'])
+        tiny = os.path.join(workdir, 'tiny')
+        os.makedirs(os.path.join(tiny, 'public'))
+        with open(os.path.join(tiny, 'public', 'index.php'), 'w') as f:
+            f.write('<?php echo "tiny";\n')
+        tiny_changer = Changer(tiny, 'public/index.php')
+
+        t = {k: [] for k in ('startup', 'fixed', 'first', 'onefile', 'nochange', 'rollback',
+                             'floor_first', 'floor_onefile', 'floor_nochange')}
+        checks = []
+
+        log('warm-up: one untimed deploy')
+        Cutover(ansible, os.path.join(workdir, 'warmup')).deploy(tiny)
+
+        for r in range(args.repeat):
+            log('repeat %d/%d' % (r + 1, args.repeat))
+            t['startup'].append(ansible.play(ansible.trivial, {})[0])
+            small = Cutover(ansible, os.path.join(workdir, 'tiny-root.%d' % r))
+            small.deploy(tiny)
+            tiny_changer.change()
+            t['fixed'].append(small.deploy(tiny)[0])
+
+            cut = Cutover(ansible, os.path.join(workdir, 'cutover.%d' % r))
+            floor = Floor(os.path.join(workdir, 'floor.%d' % r))
+            settle()
+            for step in ('first', 'onefile', 'nochange'):
+                expected = changer.change() if step == 'onefile' else None
+                # Alternate who goes first, and give both warm caches and no one else's writeback.
+                order = [cut, floor] if r % 2 == 0 else [floor, cut]
+                for method in order:
+                    warm(src, read=True)
+                    level()
+                    if method is cut:
+                        before = cut.releases() if step == 'nochange' else None
+                        elapsed, recap = cut.deploy(src)
+                        t[step].append(elapsed)
+                        if step == 'nochange':
+                            if cut.releases() != before:
+                                checks.append('repeat %d: the unchanged redeploy made a release' % (r + 1))
+                            if recap.get('changed') != 0:
+                                checks.append('repeat %d: the unchanged redeploy reported changed=%s'
+                                              % (r + 1, recap.get('changed')))
+                    else:
+                        t['floor_' + step].append(floor.deploy(src)[0])
+                    if expected is not None:
+                        check_live(method, changer, expected)
+                    took = (t[step] if method is cut else t['floor_' + step])[-1]
+                    log('  %-9s %-45s %.2fs' % (step, method.label, took))
+            previous = cut.current_dir()
+            elapsed, recap = cut.rollback()
+            t['rollback'].append(elapsed)
+            if cut.current_dir() == previous:
+                checks.append('repeat %d: the rollback did not move current' % (r + 1))
+            log('  rollback  %.2fs' % elapsed)
+
+        log('disk: five one-file-change releases per method')
+        disk = {}
+        for name, method in (('cutover', Cutover(ansible, os.path.join(workdir, 'disk-cutover'))),
+                             ('floor', Floor(os.path.join(workdir, 'disk-floor')))):
+            method.deploy(src)
+            one = disk_usage(method.root)
+            for i in range(4):
+                changer.change()
+                method.deploy(src)
+            five = disk_usage(method.root)
+            rel_one = None
+            if name == 'cutover':
+                rel_one = disk_usage(os.path.join(method.root, 'releases'))
+            disk[name] = (one, five, rel_one, disk_usage(os.path.join(method.root, 'releases')))
+
+        floor_onefile = med(t['floor_onefile'])
+        fixed = med(t['fixed'])
+        budget = 3 * floor_onefile + fixed
+        rows = [
+            ('first deploy', t['first'], t['floor_first']),
+            ('redeploy, one file changed', t['onefile'], t['floor_onefile']),
+            ('redeploy, nothing changed', t['nochange'], t['floor_nochange']),
+            ('rollback', t['rollback'], []),
+        ]
+        info = machine_info(workdir)
+        lines = [
+            '# Deploy playbook speed (bench/deploy_speed.py)',
+            '',
+            'Run %s UTC with `%s`.' % (started.strftime('%Y-%m-%d %H:%M'), command),
+            '',
+            'Machine: %s, %s CPUs, %s RAM, %s; %s; %s; Python %s.' % (
+                info['cpu'], info['nproc'], info['mem'], info['kernel'], info['fs'], info['rsync'], info['python']),
+            '',
+            'Site: %d files, %s, %d directories (seed %d). Deploy from a directory on the controller to this host '
+            '(local connection), no Apache vhost. Seconds, median (min-max) of %d repeats.' % (
+                tree['files'], mib(tree['bytes']), tree['dirs'], args.seed, args.repeat),
+            '',
+            '| step | cutover.web playbook | raw floor (rsync --link-dest + mv -T) |',
+            '| --- | --- | --- |',
+        ]
+        for title, ours, theirs in rows:
+            lines.append('| %s | %s | %s |' % (title, cell(ours), cell(theirs)))
+        lines += [
+            '',
+            'Fixed costs, reported separately: `ansible-playbook` of one debug task %s s; the whole deploy playbook '
+            'on a one-file site (every task, nothing size-dependent) %s s.' % (cell(t['startup']), cell(t['fixed'])),
+            '',
+            '| target | measured | result |',
+            '| --- | --- | --- |',
+            '| one-file redeploy <= 3 x floor + fixed playbook cost (%.2f x 3 + %.2f = %.2f s) | %.2f s | %s |' % (
+                floor_onefile, fixed, budget, med(t['onefile']), 'PASS' if med(t['onefile']) <= budget else 'FAIL'),
+            '| unchanged redeploy makes no release, changed=0 | %s | %s |' % (
+                'no release made' if not any('unchanged' in c for c in checks) else '; '.join(checks),
+                'PASS' if not any('unchanged' in c for c in checks) else 'FAIL'),
+            '| rollback under 3 s wall | %.2f s (max %.2f) | %s |' % (
+                med(t['rollback']), max(t['rollback']), 'PASS' if max(t['rollback']) < 3 else 'FAIL'),
+        ]
+        for name, label in (('cutover', 'cutover.web (whole root, .cutover/ included)'),
+                            ('floor', 'raw floor (whole root)')):
+            one, five, dummy, rels = disk[name]
+            ratio = five['total'] / float(one['total'])
+            lines.append('| five releases <= 1.1 x one: %s | %s vs %s = %.3fx | %s |' % (
+                label, mib(five['total']), mib(one['total']), ratio, 'PASS' if ratio <= 1.1 else 'FAIL'))
+        lines += ['', 'Disk detail (bytes allocated, each inode once):', '',
+                  '| | one release | five releases | of which directories |', '| --- | --- | --- | --- |']
+        for name in ('cutover', 'floor'):
+            one, five, dummy, rels = disk[name]
+            lines.append('| %s | %s | %s | %s |' % (name, mib(one['total']), mib(five['total']), mib(five['dirs'])))
+        if checks:
+            lines += ['', 'Checks that failed:', ''] + ['- ' + c for c in checks]
+        report = '\n'.join(lines) + '\n'
+        print(report)
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, 'w') as f:
+            f.write(report)
+        log('report written to %s' % args.out)
+        return 1 if checks else 0
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
