@@ -246,7 +246,7 @@ def pick_base(layout, releases):
     return None, None
 
 
-def make_release(layout, source, release_id=None, checksum=False, sync=True, check_mode=False):
+def make_release(layout, source, release_id=None, checksum=False, sync=True, check_mode=False, id_stamp=None):
     """Make (or find) the release for ``source``; return the module result."""
     releases = layout.releases()
     if release_id is not None:
@@ -293,7 +293,7 @@ def make_release(layout, source, release_id=None, checksum=False, sync=True, che
         same = [r for r in ready if r.fingerprint == fp]
         if same:
             return reuse(same[0])
-        release_id = '%s-%s' % (stamp(), (source.revision or fp)[:12])
+        release_id = '%s-%s' % (id_stamp or stamp(), (source.revision or fp)[:12])
         while release_id in releases:
             release_id += 'x'
 

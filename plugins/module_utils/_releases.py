@@ -61,6 +61,18 @@ def stamp(now=None):
     return time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(time.time() if now is None else now))
 
 
+STAMP_FORMAT = '%Y%m%dT%H%M%SZ'
+
+
+def validate_stamp(value):
+    """Raise CutoverError unless ``value`` is a UTC stamp such as 20261122T101500Z."""
+    try:
+        time.strptime(value or '', STAMP_FORMAT)
+    except ValueError:
+        raise CutoverError('The stamp %r is not a UTC time written like 20261122T101500Z.' % (value,))
+    return value
+
+
 def fsync_dir(path):
     """Make a rename or unlink in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -53,6 +53,13 @@ options:
         the UTC time and the git commit or content fingerprint, for example C(20261122T101500Z-3f2a9c1d0b7e).
       - When given, exactly this id is used; a release of that id with other content is an error.
     type: str
+  stamp:
+    description:
+      - The UTC time a derived id starts with, written like C(20261122T101500Z). Default is now.
+      - Give every host of a play the same stamp (take it once on the controller) and hosts given the same
+        content derive the same id, while an identical ready release is still reused (V(changed=false)).
+      - Ignored when O(id) is given.
+    type: str
   state:
     description:
       - V(present) makes the release (or finds the identical one).
@@ -135,6 +142,12 @@ EXAMPLES = r"""
     root: /srv/www/shop
     git_repo: https://git.example.com/shop.git
     git_version: v2.4.0
+
+- name: One release id on every host of the play (same stamp, same content)
+  cutover.web.release_dir:
+    root: /srv/www/shop
+    src: /srv/www/shop/.cutover/upload
+    stamp: "{{ hostvars['localhost']['deploy_stamp'] }}"
 
 - name: Record that a release failed its checks
   cutover.web.release_dir:
@@ -228,12 +241,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.cutover.web.plugins.module_utils._build import make_release
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._prune import remove_release
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, stamp
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, stamp, validate_stamp
 from ansible_collections.cutover.web.plugins.module_utils._sources import git_source, open_source
 
 
 def present(module, layout):
     p = module.params
+    if p['stamp'] is not None:
+        validate_stamp(p['stamp'])
     if p['git_repo']:
         source, commit = git_source(layout, p['git_repo'], p['git_version'], p['exclude'], module.check_mode)
         if source is None:
@@ -244,14 +259,14 @@ def present(module, layout):
             if p['id'] in releases and not same:
                 raise CutoverError('The release %s already exists with another revision than %s; choose another id.'
                                    % (layout.release_path(p['id']), commit), path=layout.release_path(p['id']))
-            rel_id = same[0].id if same else p['id'] or '%s-%s' % (stamp(), commit[:12])
+            rel_id = same[0].id if same else p['id'] or '%s-%s' % (p['stamp'] or stamp(), commit[:12])
             return {'changed': not same, 'id': rel_id, 'revision': commit, 'reused': bool(same),
                     'state': same[0].state if same else 'ready', 'release_path': layout.release_path(rel_id),
                     'diff': {'before': '', 'after': '' if same else '%s\n' % layout.release_path(rel_id)}}
     else:
         source = open_source(p['src'], p['exclude'], p['strip_components'])
     result = make_release(layout, source, p['id'], checksum=p['checksum'], sync=p['sync'],
-                          check_mode=module.check_mode)
+                          check_mode=module.check_mode, id_stamp=p['stamp'])
     if result.get('link_fallback'):
         module.warn('Hardlinks were refused (%s), so files of %s were copied instead; the release takes full '
                     'disk space.' % (result['link_fallback'], result['release_path']))
@@ -294,6 +309,7 @@ def main():
             strip_components=dict(type='int', default=0),
             checksum=dict(type='bool', default=False),
             sync=dict(type='bool', default=True),
+            stamp=dict(type='str'),
         ),
         mutually_exclusive=[('src', 'git_repo')],
         required_if=[

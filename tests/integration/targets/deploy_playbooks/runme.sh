@@ -6,6 +6,7 @@ set -eu -o pipefail
 
 ROOT=/srv/cutover-it/site
 URL=http://127.0.0.1:18080
+SHARED='{"deploy_shared_dirs": ["public/media"]}'
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
@@ -60,7 +61,7 @@ current() { basename "$(readlink "$ROOT/current")"; }
 release_count() { find "$ROOT/releases" -mindepth 1 -maxdepth 1 | wc -l; }
 
 step "deploy v1"
-play deploy -e deploy_src="$HERE/files/v1" -e deploy_shared_dirs='["public/media"]' -e deploy_probe_url=$URL/
+play deploy -e deploy_src="$HERE/files/v1" -e "$SHARED" -e deploy_probe_url=$URL/
 expect_page index.php "page v1 part v1"
 expect_page asset.txt "asset v1"
 V1=$(current)
@@ -69,7 +70,7 @@ step "an upload survives the next deploys"
 echo "uploaded by a user" >"$ROOT/shared/public/media/upload.txt"
 
 step "deploy v2"
-play deploy -e deploy_src="$HERE/files/v2" -e deploy_shared_dirs='["public/media"]' -e deploy_probe_url=$URL/ -e deploy_probe_content='page v2'
+play deploy -e deploy_src="$HERE/files/v2" -e "$SHARED" -e deploy_probe_url=$URL/ -e deploy_probe_content='page v2'
 expect_page index.php "page v2 part v2"
 expect_page media/upload.txt "uploaded by a user"
 expect_page media/bundled-v1.txt "bundled with v1"
@@ -78,12 +79,12 @@ V2=$(current)
 
 step "deploy v2 again: no change, no new release"
 count=$(release_count)
-play deploy -e deploy_src="$HERE/files/v2" -e deploy_shared_dirs='["public/media"]' -e deploy_probe_url=$URL/
+play deploy -e deploy_src="$HERE/files/v2" -e "$SHARED" -e deploy_probe_url=$URL/
 expect_recap "changed=0"
 [[ $(release_count) == "$count" ]] || fail "a repeated deploy made a new release"
 
 step "deploy v3 in check mode: says what would go live, changes nothing"
-play deploy --check --diff -e deploy_src="$HERE/files/v3" -e deploy_shared_dirs='["public/media"]'
+play deploy --check --diff -e deploy_src="$HERE/files/v3" -e "$SHARED"
 expect_output "a new release of"
 [[ $(current) == "$V2" ]] || fail "check mode moved current"
 [[ $(release_count) == "$count" ]] || fail "check mode made a release"
@@ -132,6 +133,7 @@ expect_page index.php "page v1"
 
 step "clean up"
 a2dissite -q cutover-it >/dev/null 2>&1 || true
+rm -f /etc/apache2/sites-available/cutover-it.conf /etc/apache2/cutover/it-release.conf
 apachectl graceful || true
 rm -rf /srv/cutover-it
 echo "deploy_playbooks: all passed"

@@ -1,0 +1,194 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: shared_links
+short_description: Link shared directories and files into a release before it goes live
+version_added: 0.1.0
+description:
+  - Data that must outlive releases (uploads, sessions, C(.env)) lives in C(<root>/shared/<path>). This module
+    puts a relative symlink at C(<root>/releases/<id>/<path>) pointing there, in one call for all paths.
+  - The first time a path is shared, what the release brings at that path seeds C(shared/<path>) (copied
+    through a temporary name), so nothing the source ships is lost; otherwise an empty directory or file is
+    made. What the release has at a shared path is then replaced by the link.
+  - Refuses absolute paths, paths with C(..), paths under C(.cutover), and shared paths that are symlinks or
+    lead outside the root through one.
+  - Meant for a release that is not live yet; the deploy role calls it between making the release and the switch.
+author:
+  - cutover.web maintainers (@cutover-web)
+extends_documentation_fragment:
+  - cutover.web._root
+  - cutover.web._attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  safe_file_operations:
+    support: partial
+    details:
+      - Links are made as a temporary link renamed into place; seeded shared paths are copied under a temporary
+        name and renamed. What a release had at a shared path is deleted before the link is put there.
+  idempotent:
+    support: full
+options:
+  release:
+    description:
+      - The id of the release to link the shared paths into.
+    type: str
+    required: true
+  dirs:
+    description:
+      - Directories, relative to a release, to keep in C(<root>/shared), for example C(public/media).
+    type: list
+    elements: str
+    default: []
+  files:
+    description:
+      - Files, relative to a release, to keep in C(<root>/shared), for example C(.env).
+    type: list
+    elements: str
+    default: []
+  owner:
+    description:
+      - Owner of shared paths this module creates (existing ones are left as they are).
+    type: str
+  group:
+    description:
+      - Group of shared paths this module creates.
+    type: str
+  mode:
+    description:
+      - Mode of shared directories this module creates.
+    type: raw
+    default: '0755'
+  file_mode:
+    description:
+      - Mode of empty shared files this module creates.
+    type: raw
+    default: '0640'
+"""
+
+EXAMPLES = r"""
+---
+- name: Keep uploads, sessions and the environment file across releases
+  cutover.web.shared_links:
+    root: /srv/www/shop
+    release: "{{ release.id }}"
+    dirs: [public/media, var/sessions]
+    files: [.env]
+    owner: www-data
+    group: www-data
+"""
+
+RETURN = r"""
+release_path:
+  description: The release the paths were linked into.
+  returned: always
+  type: str
+linked:
+  description: Paths (relative to the release) that got a new link.
+  returned: always
+  type: list
+  elements: str
+  sample: [public/media]
+seeded:
+  description: Shared paths created from what the release brought.
+  returned: always
+  type: list
+  elements: str
+created:
+  description: Shared paths created empty.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import grp
+import os
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cutover.web.plugins.module_utils._module import run
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
+from ansible_collections.cutover.web.plugins.module_utils._shared import apply, plan
+
+
+def _mode(module, value, name):
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        module.fail_json(msg='The %s %r is not an octal mode such as 0755.' % (name, value))
+
+
+def _ids(module):
+    p = module.params
+    try:
+        uid = pwd.getpwnam(p['owner']).pw_uid if p['owner'] else -1
+        gid = grp.getgrnam(p['group']).gr_gid if p['group'] else -1
+    except KeyError as exc:
+        raise CutoverError('The owner or group %s does not exist on this host.' % exc, path=p['root'])
+    return uid, gid
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type='path', required=True),
+            release=dict(type='str', required=True),
+            dirs=dict(type='list', elements='str', default=[]),
+            files=dict(type='list', elements='str', default=[]),
+            owner=dict(type='str'),
+            group=dict(type='str'),
+            mode=dict(type='raw', default='0755'),
+            file_mode=dict(type='raw', default='0640'),
+        ),
+        supports_check_mode=True,
+    )
+    dir_mode = _mode(module, module.params['mode'], 'mode')
+    file_mode = _mode(module, module.params['file_mode'], 'file_mode')
+
+    def action(layout):
+        p = module.params
+        steps = plan(layout, p['release'], p['dirs'], p['files'])
+        uid, gid = _ids(module)
+        changed = any(actions for rel, kind, actions in steps)
+        if changed and not module.check_mode:
+            apply(layout, p['release'], steps, _chowner(uid, gid), dir_mode, file_mode)
+        linked = [rel for rel, kind, actions in steps if 'link' in actions]
+        return {
+            'changed': changed,
+            'release_path': layout.release_path(p['release']),
+            'linked': linked,
+            'seeded': [rel for rel, kind, actions in steps if 'seed' in actions],
+            'created': [rel for rel, kind, actions in steps if 'create' in actions],
+            'diff': {'before': ''.join('%s\n' % rel for rel, kind, actions in steps if 'link' not in actions),
+                     'after': ''.join('%s -> shared/%s\n' % (rel, rel) for rel, kind, actions in steps)},
+        }
+
+    run(module, action)
+
+
+def _chowner(uid, gid):
+    """Set owner and group (-1 leaves one as it is) of a new shared path and everything in it."""
+    def chown(path):
+        if uid < 0 and gid < 0:
+            return
+        os.lchown(path, uid, gid)
+        for dirpath, dirnames, filenames in os.walk(path):
+            for name in dirnames + filenames:
+                os.lchown(os.path.join(dirpath, name), uid, gid)
+    return chown
+
+
+if __name__ == '__main__':
+    main()
