@@ -201,7 +201,10 @@ class Layout(object):
         return entries
 
     def append_history(self, event, release=None, **fields):
-        """Append one event to the journal (O_APPEND, one write, fsync) and return it."""
+        """Append one event to the journal (O_APPEND, one write, fsync) and return it.
+
+        After a torn last line (a crash mid-write) the event starts on a line of its own.
+        """
         entries = self.read_history()
         seq = max([e.get('seq', 0) for e in entries] or [0]) + 1
         now = time.time()
@@ -210,8 +213,11 @@ class Layout(object):
             entry['release'] = release
         entry.update(fields)
         line = (json.dumps(entry, sort_keys=True) + '\n').encode('utf-8', 'surrogateescape')
-        fd = os.open(self.history_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.history_file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b'\n':
+                line = b'\n' + line
             os.write(fd, line)
             os.fsync(fd)
         finally:

@@ -103,6 +103,29 @@ def _clean_member_name(name, strip, archive):
     return '/'.join(parts)
 
 
+def _as_tree(entries, archive):
+    """Archive entries as a tree: missing parent directories are added (mode 0755), and an entry
+    below one that is not a directory in the archive (a symlink, a file) is refused, so no member can
+    be written through a link the archive itself made."""
+    kinds = {}
+    for entry in entries:
+        rel, kind = entry[0], entry[1]
+        parts = rel.split('/')
+        for i in range(1, len(parts)):
+            parent = '/'.join(parts[:i])
+            seen = kinds.get(parent)
+            if seen is None:
+                kinds[parent] = 'd'
+                yield (parent, 'd', 0o755, 0, entry[4], entry[5], entry[6], None, None)
+            elif seen != 'd':
+                raise CutoverError('The archive %s holds %r below %r, which is a %s there, not a directory.'
+                                   % (archive, rel, parent, 'symlink' if seen == 'l' else 'file'), path=archive)
+        if kinds.get(rel) == 'd' and kind == 'd':
+            continue
+        kinds[rel] = kind
+        yield entry
+
+
 class TarSource(object):
     """A tar archive (plain, gzip, bzip2 or xz) or a tar stream from a command (git archive)."""
 
@@ -128,6 +151,9 @@ class TarSource(object):
         return tarfile.open(fileobj=proc.stdout, mode='r|'), proc
 
     def entries(self):
+        return _as_tree(self._members(), self.path)
+
+    def _members(self):
         tar, proc = self._open()
         uid, gid = os.getuid(), os.getgid()
         seen_files = {}
@@ -179,30 +205,23 @@ class ZipSource(object):
         self.special = []
 
     def entries(self):
+        return _as_tree(self._members(), self.path)
+
+    def _members(self):
         uid, gid = os.getuid(), os.getgid()
         try:
             zf = zipfile.ZipFile(self.path)
         except (zipfile.BadZipfile, OSError) as exc:
             raise CutoverError('The archive %s cannot be read: %s.' % (self.path, exc), path=self.path)
         with zf:
-            dirs = set()
             for info in sorted(zf.infolist(), key=lambda i: i.filename):
                 rel = _clean_member_name(info.filename, self.strip, self.path)
                 if not rel or self.exclude(rel):
                     continue
-                # Parent directories that the archive does not list explicitly.
-                parts = rel.split('/')
-                for i in range(1, len(parts)):
-                    parent = '/'.join(parts[:i])
-                    if parent not in dirs:
-                        dirs.add(parent)
-                        yield (parent, 'd', 0o755, 0, 0, uid, gid, None, None)
                 unix_mode = info.external_attr >> 16
                 mtime_ns = calendar.timegm(info.date_time + (0, 0, -1)) * 1000000000
                 if info.is_dir():
-                    if rel not in dirs:
-                        dirs.add(rel)
-                        yield (rel, 'd', stat.S_IMODE(unix_mode) or 0o755, 0, mtime_ns, uid, gid, None, None)
+                    yield (rel, 'd', stat.S_IMODE(unix_mode) or 0o755, 0, mtime_ns, uid, gid, None, None)
                 elif stat.S_ISLNK(unix_mode):
                     yield (rel, 'l', 0o777, 0, mtime_ns, uid, gid,
                            zf.read(info).decode('utf-8', 'surrogateescape'), None)

@@ -157,7 +157,12 @@ def switch(layout, target=None, release=None, link=None, relative=True, allow_ou
         target = os.path.join(layout.root, target)
     target = os.path.normpath(target)
 
-    inside_root = target == layout.root or target.startswith(layout.root + os.sep)
+    # Judge where the target really is: a symlink inside the root may lead out of it.
+    # (A symlink in releases/ gets its own, more precise refusal below.)
+    real_root, real_target = os.path.realpath(layout.root), os.path.realpath(target)
+    lexically_inside = target == layout.root or target.startswith(layout.root + os.sep)
+    inside_root = lexically_inside and (real_target == real_root or real_target.startswith(real_root + os.sep)
+                                        or os.path.dirname(target) == layout.releases_dir)
     if not inside_root and not allow_outside_root:
         raise CutoverError('The target %s is outside the root %s; set allow_outside_root to link there anyway.'
                            % (target, layout.root), path=target)
