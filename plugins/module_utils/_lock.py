@@ -48,6 +48,28 @@ def _same_holder(holder, owner, run_id):
     return holder.get('owner') == owner and holder.get('run_id') == run_id
 
 
+def _takeover_guard(layout, stale_after=60):
+    """Make the directory that lets one process at a time replace an expired lock; return its path."""
+    guard = layout.lock_file + '.takeover'
+    for attempt in (1, 2):
+        try:
+            os.mkdir(guard)
+            return guard
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+        try:
+            # Left by a taker that died between mkdir and rmdir.
+            if attempt == 1 and time.time() - os.stat(guard).st_mtime > stale_after:
+                os.rmdir(guard)
+                continue
+        except OSError:
+            continue
+        break
+    raise CutoverError('The deploy lock %s is being taken over by another run right now; try again.'
+                       % layout.lock_file, path=layout.lock_file)
+
+
 def acquire(layout, owner, run_id=None, ttl=3600, host=None, pid=None, check_mode=False, now=None):
     now = time.time() if now is None else now
     holder = read_lock(layout)
@@ -75,11 +97,15 @@ def acquire(layout, owner, run_id=None, ttl=3600, host=None, pid=None, check_mod
         os.fsync(f.fileno())
     try:
         if result['took_over'] is not None:
-            # Replace the stale lock only if it is still the one we read.
-            if read_lock(layout) != holder:
-                raise CutoverError('The deploy lock %s changed hands while an expired lock was taken over; try '
-                                   'again.' % layout.lock_file, path=layout.lock_file)
-            os.rename(tmp, layout.lock_file)
+            # Only one taker at a time (mkdir is atomic), and only if the stale lock is still the one we read.
+            guard = _takeover_guard(layout)
+            try:
+                if read_lock(layout) != holder:
+                    raise CutoverError('The deploy lock %s changed hands while an expired lock was taken over; try '
+                                       'again.' % layout.lock_file, path=layout.lock_file)
+                os.rename(tmp, layout.lock_file)
+            finally:
+                os.rmdir(guard)
         else:
             try:
                 os.link(tmp, layout.lock_file)

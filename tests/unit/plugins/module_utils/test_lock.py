@@ -172,9 +172,6 @@ def _rival(root, owner, queue):
         queue.put(exc.msg)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason='BUG: two runs taking over the same expired lock can both succeed: the check that the '
-                          'stale lock is unchanged and the rename over it are not one atomic step')
 def test_takeover_of_an_expired_lock_has_one_winner(layout, monkeypatch):
     acquire(layout, 'alice', ttl=60, now=1700000000)
     real_rename = os.rename
