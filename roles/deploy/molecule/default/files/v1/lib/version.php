@@ -1,0 +1,2 @@
+<?php
+function shop_version(): string { return 'v1'; }

@@ -1,0 +1,3 @@
+<?php
+require __DIR__ . "/../lib/version.php";
+echo "shop " . shop_version() . "\n";
