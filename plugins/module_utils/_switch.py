@@ -222,3 +222,36 @@ def switch(layout, target=None, release=None, link=None, relative=True, allow_ou
         layout.ensure_dirs()
         layout.append_history('activated', release_id, previous=result['previous_release'])
     return result
+
+
+def rollback(layout, release=None, mark_previous='bad', check_mode=False):
+    """Switch ``current`` back to ``release``, or to the release live before the current one.
+
+    The release left is marked ``mark_previous`` (None leaves it ready). A rollback to the previous
+    release is not repeated: when the current release went live by such a rollback (the release
+    live just before it is marked bad), nothing changes; naming a release goes further back.
+    """
+    releases = layout.releases()
+    current = layout.current_id()
+    already = False
+    if release is None:
+        live = sorted((r for r in releases.values() if r.activated_seq is not None and r.id != current),
+                      key=lambda r: r.activated_seq, reverse=True)
+        if current is not None and live and live[0].mark == 'bad':
+            already, release = True, current
+        else:
+            target = layout.rollback_target(releases)
+            if target is None:
+                raise CutoverError('There is no release to roll back to in %s: no release that was live before %s '
+                                   'is still ready.' % (layout.releases_dir, current or 'the current one'),
+                                   path=layout.releases_dir)
+            release = target.id
+    result = switch(layout, release=release, check_mode=check_mode)
+    result['already_rolled_back'] = already
+    result['rolled_back_from'] = None
+    left = result['previous_release']
+    if result['changed'] and left and left in releases:
+        result['rolled_back_from'] = left
+        if mark_previous and releases[left].mark != mark_previous and not check_mode:
+            layout.append_history('marked', left, state=mark_previous, previous=releases[left].mark)
+    return result

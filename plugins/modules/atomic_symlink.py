@@ -76,6 +76,22 @@ options:
         elsewhere the module fails and changes nothing.
     type: bool
     default: false
+  rollback:
+    description:
+      - Switch C(<root>/current) back: to O(release) when given, else to the release that was live before the
+        current one and is still ready (the rollback target of M(cutover.web.release_info)).
+      - The release left is marked O(mark_previous), in the same call.
+      - A rollback to the previous release is not repeated; when the current release went live by such a
+        rollback (the release live just before it is marked V(bad)), nothing changes and
+        RV(already_rolled_back) is true. Name a release in O(release) to go further back.
+    type: bool
+    default: false
+  mark_previous:
+    description:
+      - With O(rollback), the state recorded for the release rolled back from; V(ready) leaves it as it is.
+    type: str
+    choices: [bad, failed, ready]
+    default: bad
 seealso:
   - module: cutover.web.release_dir
   - module: ansible.builtin.file
@@ -95,6 +111,11 @@ EXAMPLES = r"""
   cutover.web.atomic_symlink:
     root: /srv/www/shop
     release: "{{ switch.previous_release }}"
+
+- name: Roll back to the release live before, marking the current one bad
+  cutover.web.atomic_symlink:
+    root: /srv/www/shop
+    rollback: true
 
 - name: Turn the legacy document root into a link to current, with no gap
   cutover.web.atomic_symlink:
@@ -134,6 +155,14 @@ previous_release:
   description: The release that C(<root>/current) pointed at before the task (null for other links).
   returned: always
   type: str
+rolled_back_from:
+  description: With O(rollback), the release that was live before and is now marked O(mark_previous), or null.
+  returned: always
+  type: str
+already_rolled_back:
+  description: With O(rollback), whether the current release already went live by a rollback, so nothing changed.
+  returned: always
+  type: bool
 converted:
   description: Where the real directory that stood at the link path was kept, when one was converted.
   returned: always
@@ -144,7 +173,7 @@ converted:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cutover.web.plugins.module_utils._module import run
-from ansible_collections.cutover.web.plugins.module_utils._switch import switch
+from ansible_collections.cutover.web.plugins.module_utils._switch import rollback, switch
 
 
 def main():
@@ -157,16 +186,28 @@ def main():
             relative=dict(type='bool', default=True),
             allow_outside_root=dict(type='bool', default=False),
             convert_directory=dict(type='bool', default=False),
+            rollback=dict(type='bool', default=False),
+            mark_previous=dict(type='str', default='bad', choices=['bad', 'failed', 'ready']),
         ),
-        mutually_exclusive=[('release', 'target')],
-        required_one_of=[('release', 'target')],
+        mutually_exclusive=[('release', 'target'), ('rollback', 'target'), ('rollback', 'link'),
+                            ('rollback', 'convert_directory')],
+        required_one_of=[('release', 'target', 'rollback')],
         supports_check_mode=True,
     )
     p = module.params
-    run(module, lambda layout: switch(
-        layout, target=p['target'], release=p['release'], link=p['link'], relative=p['relative'],
-        allow_outside_root=p['allow_outside_root'], convert_directory=p['convert_directory'],
-        check_mode=module.check_mode))
+
+    def action(layout):
+        if p['rollback']:
+            return rollback(layout, release=p['release'],
+                            mark_previous=None if p['mark_previous'] == 'ready' else p['mark_previous'],
+                            check_mode=module.check_mode)
+        result = switch(layout, target=p['target'], release=p['release'], link=p['link'], relative=p['relative'],
+                        allow_outside_root=p['allow_outside_root'], convert_directory=p['convert_directory'],
+                        check_mode=module.check_mode)
+        result.update(rolled_back_from=None, already_rolled_back=False)
+        return result
+
+    run(module, action)
 
 
 if __name__ == '__main__':

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
-from ansible_collections.cutover.web.plugins.module_utils._switch import switch
+from ansible_collections.cutover.web.plugins.module_utils._switch import rollback, switch
 from ansible_collections.cutover.web.tests.unit.helpers import mark, new_release, read, snapshot, write_tree
 
 
@@ -347,3 +347,55 @@ def test_activations_drive_order_and_rollback_target(site, tmp_path):
     assert site.rollback_target().id == 'A'
     assert history_events(site) == [('activated', 'A'), ('activated', 'B'), ('activated', 'C'),
                                     ('activated', 'B'), ('marked', 'C')]
+
+
+# -- rollback ----------------------------------------------------------------------------------------
+
+def test_rollback_goes_to_the_release_live_before_and_marks_the_one_left_bad(site):
+    switch(site, release='A')
+    switch(site, release='B')
+    result = rollback(site)
+    assert result['changed'] and result['release'] == 'A' and result['rolled_back_from'] == 'B'
+    assert os.readlink(site.current_link) == 'releases/A'
+    assert site.releases()['B'].mark == 'bad'
+
+
+def test_rollback_is_not_repeated(site, tmp_path):
+    new_release(site, tmp_path / 'src-C', {'index.html': 'release C'}, release_id='C')
+    for rid in ('A', 'B', 'C'):
+        switch(site, release=rid)
+    rollback(site)
+    before = snapshot(site.root)
+    again = rollback(site)
+    assert not again['changed'] and again['already_rolled_back'] and again['release'] == 'B'
+    assert snapshot(site.root) == before
+    # Naming a release goes further back.
+    further = rollback(site, release='A')
+    assert further['changed'] and os.readlink(site.current_link) == 'releases/A'
+    assert site.releases()['B'].mark == 'bad'
+
+
+def test_rollback_check_mode_changes_nothing(site):
+    switch(site, release='A')
+    switch(site, release='B')
+    before = snapshot(site.root)
+    result = rollback(site, check_mode=True)
+    assert result['changed'] and result['release'] == 'A' and result['rolled_back_from'] == 'B'
+    assert snapshot(site.root) == before
+
+
+def test_rollback_with_nothing_to_go_back_to_is_refused(site):
+    switch(site, release='A')
+    before = snapshot(site.root)
+    with pytest.raises(CutoverError) as exc:
+        rollback(site)
+    assert exc.value.msg == ('There is no release to roll back to in %s: no release that was live before A is '
+                             'still ready.' % site.releases_dir)
+    assert snapshot(site.root) == before
+
+
+def test_rollback_can_leave_the_release_ready(site):
+    switch(site, release='A')
+    switch(site, release='B')
+    rollback(site, mark_previous=None)
+    assert site.releases()['B'].mark == 'ready'
