@@ -49,7 +49,7 @@ def plan(layout, release_id, dirs, files):
     steps = []
     for kind, paths in (('directory', dirs), ('file', files)):
         for rel in paths:
-            rel = rel.strip('/') if rel else rel
+            rel = rel.rstrip('/') if rel else rel
             check_path(layout, rel)
             if rel in seen:
                 raise CutoverError('The shared path %r is listed twice.' % rel, path=layout.shared_dir)

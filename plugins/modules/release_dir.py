@@ -225,6 +225,10 @@ bytes_written:
   description: Bytes copied or extracted into the release.
   returned: when state is present
   type: int
+current:
+  description: The release C(<root>/current) points at (before any switch), or null.
+  returned: when state is present
+  type: str
 link_fallback:
   description: Why files were copied instead of hardlinked, or null when hardlinks worked.
   returned: when state is present
@@ -246,6 +250,12 @@ from ansible_collections.cutover.web.plugins.module_utils._sources import git_so
 
 
 def present(module, layout):
+    result = _present(module, layout)
+    result['current'] = layout.current_id()
+    return result
+
+
+def _present(module, layout):
     p = module.params
     if p['stamp'] is not None:
         validate_stamp(p['stamp'])
