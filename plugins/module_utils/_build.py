@@ -126,7 +126,7 @@ class Builder(object):
         self.stats = {'files_linked': 0, 'bytes_linked': 0, 'files_written': 0, 'bytes_written': 0}
         self.link_fallback = None
 
-    def _linkable(self, rel, e):
+    def linkable(self, rel, e):
         b = self.base_manifest.get(rel)
         if b is None or b[KIND] != 'f' or b[DIGEST] != e[DIGEST] or b[MODE] != e[MODE]:
             return None
@@ -181,7 +181,7 @@ class Builder(object):
                 os.symlink(e[DIGEST], path)
                 self._apply(path, e, is_link=True)
             else:
-                found = self._linkable(rel, e) if self.base_dir else None
+                found = self.linkable(rel, e) if self.base_dir else None
                 if found is not None and self.link_fallback is None:
                     try:
                         os.link(found[0], path)
@@ -300,12 +300,13 @@ def make_release(layout, source, release_id=None, checksum=False, sync=True, che
     path = layout.release_path(release_id)
     result.update(changed=True, id=release_id, release_path=path, state='ready', base=base_id)
     if check_mode:
-        b = base_manifest or {}
+        # The same test the real build makes, so check mode predicts exactly what it will do.
+        judge = Builder(source, manifest, None, base_dir=layout.release_path(base_id) if base_id else None,
+                        base_manifest=base_manifest)
         for rel, e in manifest.items():
             if e[KIND] != 'f':
                 continue
-            be = b.get(rel)
-            linked = be is not None and be[KIND] == 'f' and be[DIGEST] == e[DIGEST] and be[MODE] == e[MODE]
+            linked = base_id is not None and judge.linkable(rel, e) is not None
             key = 'linked' if linked else 'written'
             result['files_' + key] += 1
             result['bytes_' + key] += e[SIZE]
@@ -334,6 +335,9 @@ def make_release(layout, source, release_id=None, checksum=False, sync=True, che
         if isinstance(exc, OSError):
             where = exc.filename or staging
             if exc.errno in SPACE_ERRNOS:
+                # Name what was being written in the root (a copy's error may name its source first).
+                where = next((str(f) for f in (exc.filename2, exc.filename)
+                              if f and str(f).startswith(layout.root + os.sep)), staging)
                 raise CutoverError('The disk filled up while writing %s; the partial release was removed and '
                                    'current was not touched.' % where, path=where)
             raise CutoverError('Building the release failed at %s: %s; the partial release was removed and '

@@ -350,9 +350,6 @@ def test_directory_source_keeps_owners_as_root(layout, tmp_path):
     assert os.stat(os.path.join(path, 'css/site.css')).st_uid == 0
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason='BUG: check mode predicts a hardlink from the base manifest alone, so a base file '
-                          'rewritten in place is reported as linked although the real run copies it')
 def test_check_mode_prediction_for_a_base_file_rewritten_in_place(layout, tmp_path):
     src = write_tree(tmp_path / 'src', SITE)
     build(layout, src, 'v1')
@@ -593,9 +590,6 @@ def test_disk_full_leaves_no_partial_release(layout, tmp_path, mount):
     assert os.statvfs(layout.root).f_bfree == free_before
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason='BUG: the disk-full message names the source file (OSError.filename of '
-                          'shutil.copyfile) instead of the file being written inside the root')
 def test_disk_full_message_names_the_full_filesystem(layout, tmp_path, mount):
     mount(layout.root, 'tmpfs', size='1m')
     src = write_tree(tmp_path / 'src', {'index.html': 'home', 'big.bin': b'\0' * (3 << 20)})
