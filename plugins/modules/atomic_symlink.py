@@ -78,7 +78,7 @@ options:
     default: false
   rollback:
     description:
-      - Switch C(<root>/current) back: to O(release) when given, else to the release that was live before the
+      - Switch C(<root>/current) back to O(release) when given, else to the release that was live before the
         current one and is still ready (the rollback target of M(cutover.web.release_info)).
       - The release left is marked O(mark_previous), in the same call.
       - A rollback to the previous release is not repeated; when the current release went live by such a
