@@ -254,16 +254,14 @@ def main(argv=None):
         disk = {}
         for name, method in (('cutover', Cutover(ansible, os.path.join(workdir, 'disk-cutover'))),
                              ('floor', Floor(os.path.join(workdir, 'disk-floor')))):
+            releases = os.path.join(method.root, 'releases')
             method.deploy(src)
-            one = disk_usage(method.root)
-            for i in range(4):
+            one, rel_one = disk_usage(method.root), disk_usage(releases)
+            for dummy_i in range(4):
                 changer.change()
                 method.deploy(src)
-            five = disk_usage(method.root)
-            rel_one = None
-            if name == 'cutover':
-                rel_one = disk_usage(os.path.join(method.root, 'releases'))
-            disk[name] = (one, five, rel_one, disk_usage(os.path.join(method.root, 'releases')))
+            disk[name] = {'one': one, 'five': disk_usage(method.root), 'rel_one': rel_one,
+                          'rel_five': disk_usage(releases)}
 
         floor_onefile = med(t['floor_onefile'])
         fixed = med(t['fixed'])
@@ -307,17 +305,24 @@ def main(argv=None):
             '| rollback under 3 s wall | %.2f s (max %.2f) | %s |' % (
                 med(t['rollback']), max(t['rollback']), 'PASS' if max(t['rollback']) < 3 else 'FAIL'),
         ]
-        for name, label in (('cutover', 'cutover.web (whole root, .cutover/ included)'),
-                            ('floor', 'raw floor (whole root)')):
-            one, five, dummy, rels = disk[name]
-            ratio = five['total'] / float(one['total'])
-            lines.append('| five releases <= 1.1 x one: %s | %s vs %s = %.3fx | %s |' % (
-                label, mib(five['total']), mib(one['total']), ratio, 'PASS' if ratio <= 1.1 else 'FAIL'))
+        for name, label in (('cutover', 'cutover.web'), ('floor', 'raw floor')):
+            d = disk[name]
+            ratio = d['rel_five']['total'] / float(d['rel_one']['total'])
+            lines.append('| five releases <= 1.1 x one (releases/ only): %s | %s vs %s = %.3fx | %s |' % (
+                label, mib(d['rel_five']['total']), mib(d['rel_one']['total']), ratio, 'PASS' if ratio <= 1.1 else 'FAIL'))
+        whole = disk['cutover']['five']['total'] / float(disk['floor']['rel_one']['total'])
+        lines.append('| five releases <= 1.1 x one release: cutover.web whole root (.cutover/ with the pushed copy and '
+                     'manifests) vs one raw release | %s vs %s = %.3fx | %s |' % (
+                         mib(disk['cutover']['five']['total']), mib(disk['floor']['rel_one']['total']), whole,
+                         'PASS' if whole <= 1.1 else 'FAIL'))
         lines += ['', 'Disk detail (bytes allocated, each inode once):', '',
-                  '| | one release | five releases | of which directories |', '| --- | --- | --- | --- |']
+                  '| | releases/, one | releases/, five | whole root, one | whole root, five | directories in five |',
+                  '| --- | --- | --- | --- | --- | --- |']
         for name in ('cutover', 'floor'):
-            one, five, dummy, rels = disk[name]
-            lines.append('| %s | %s | %s | %s |' % (name, mib(one['total']), mib(five['total']), mib(five['dirs'])))
+            d = disk[name]
+            lines.append('| %s | %s | %s | %s | %s | %s |' % (
+                name, mib(d['rel_one']['total']), mib(d['rel_five']['total']), mib(d['one']['total']),
+                mib(d['five']['total']), mib(d['rel_five']['dirs'])))
         if checks:
             lines += ['', 'Checks that failed:', ''] + ['- ' + c for c in checks]
         report = '\n'.join(lines) + '\n'
