@@ -125,12 +125,33 @@ class Builder(object):
         self.keep_owner = self.as_root and source.keeps_owner
         self.stats = {'files_linked': 0, 'bytes_linked': 0, 'files_written': 0, 'bytes_written': 0}
         self.link_fallback = None
+        self._moved_dirs = None
+
+    def _dir_moved(self, rel):
+        """Whether a directory on the way to ``rel`` in the base release is no longer the directory its
+        manifest recorded (for example a shared path replaced it with a symlink into <root>/shared):
+        files below it are not the release's own and are never linked from."""
+        if self._moved_dirs is None:
+            self._moved_dirs = set()
+            for d, b in self.base_manifest.items():
+                if b[KIND] == 'd':
+                    try:
+                        if not stat.S_ISDIR(os.lstat(os.path.join(self.base_dir, d)).st_mode):
+                            self._moved_dirs.add(d)
+                    except OSError:
+                        self._moved_dirs.add(d)
+        if not self._moved_dirs:
+            return False
+        parts = rel.split('/')
+        return any('/'.join(parts[:i]) in self._moved_dirs for i in range(1, len(parts)))
 
     def linkable(self, rel, e):
         b = self.base_manifest.get(rel)
         if b is None or b[KIND] != 'f' or b[DIGEST] != e[DIGEST] or b[MODE] != e[MODE]:
             return None
         if self.keep_owner and (b[UID] != e[UID] or b[GID] != e[GID]):
+            return None
+        if self._dir_moved(rel):
             return None
         path = os.path.join(self.base_dir, rel)
         try:

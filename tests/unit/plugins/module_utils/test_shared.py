@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 from ansible_collections.cutover.web.plugins.module_utils._shared import apply, link_text, plan
+from ansible_collections.cutover.web.plugins.module_utils._switch import switch
 from ansible_collections.cutover.web.tests.unit.helpers import new_release, read, snapshot
 
 
@@ -85,3 +86,16 @@ def test_a_missing_release_is_named(site):
         share(site, 'nope', dirs=['public/media'])
     assert exc.value.msg == ('The release %s does not exist, so no shared path can be linked into it.'
                              % site.release_path('nope'))
+
+
+def test_a_next_release_never_hardlinks_shared_files(site, tmp_path):
+    share(site, 'r1', dirs=['public/media'])
+    switch(site, release='r1')
+    new_release(site, tmp_path / 'src', {'public/index.php': '<?php', 'public/media/logo.png': 'logo'},
+                release_id='r2')
+    shipped = os.path.join(site.release_path('r2'), 'public/media/logo.png')
+    shared = os.path.join(site.shared_dir, 'public/media/logo.png')
+    assert not os.path.samefile(shipped, shared)
+    with open(shared, 'w') as f:
+        f.write('edited in shared')
+    assert read(shipped) == b'logo'
