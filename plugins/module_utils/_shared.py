@@ -13,10 +13,12 @@ source ships is lost.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, validate_release_id
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, validate_release_id
+from ansible_collections.cutover.web.plugins.module_utils._switch import renameat2_exchange
 
 
 def check_path(layout, rel):
@@ -38,9 +40,33 @@ def link_text(rel):
     return '../' * (rel.count('/') + 2) + 'shared/' + rel
 
 
-def plan(layout, release_id, dirs, files):
-    """What linking would do: a list of (rel, kind, actions) with actions among seed, create, replace, link."""
+def adopt(legacy, shared):
+    """Move the live directory ``legacy`` to ``shared`` and leave a symlink to it at ``legacy``, in one
+    renameat2(RENAME_EXCHANGE): a file written at any moment lands in the directory, through the old
+    path or the new one, and nothing is copied. Both must be on one filesystem."""
+    os.makedirs(os.path.dirname(shared), exist_ok=True)
+    # An absolute symlink to itself until the exchange makes it the link at the legacy path.
+    os.symlink(shared, shared)
+    err = renameat2_exchange(shared, legacy)
+    if err:
+        os.unlink(shared)
+        reason = os.strerror(err)
+        if err == errno.EXDEV:
+            reason = 'it is on another filesystem than %s' % shared
+        raise CutoverError('Cannot move %s into %s without a gap: %s.' % (legacy, shared, reason), path=legacy)
+    fsync_dir(os.path.dirname(shared))
+    fsync_dir(os.path.dirname(legacy))
+
+
+def plan(layout, release_id, dirs, files, legacy=None):
+    """What linking would do: a list of (rel, kind, actions) with actions among adopt, seed, create, replace,
+    link. ``legacy`` maps a shared directory to a live legacy directory to adopt the first time."""
+    legacy = legacy or {}
     validate_release_id(release_id)
+    for rel, path in legacy.items():
+        if rel not in dirs or not os.path.isabs(path or ''):
+            raise CutoverError('The legacy directory for %r must be an absolute path (it is %r) and %r must be one '
+                               'of the shared directories.' % (rel, path, rel), path=path or layout.shared_dir)
     release = layout.release_path(release_id)
     if not os.path.isdir(release) or os.path.islink(release):
         raise CutoverError('The release %s does not exist, so no shared path can be linked into it.' % release,
@@ -65,6 +91,8 @@ def plan(layout, release_id, dirs, files):
                 if real_kind != kind:
                     raise CutoverError('%s is a %s, but it is listed as a shared %s.' % (shared, real_kind, kind),
                                        path=shared)
+            elif rel in legacy and os.path.isdir(legacy[rel]) and not os.path.islink(legacy[rel]):
+                actions.append('adopt')
             else:
                 brings = os.path.lexists(in_release) and not os.path.islink(in_release)
                 actions.append('seed' if brings and os.path.isdir(in_release) == (kind == 'directory') else 'create')
@@ -90,14 +118,17 @@ def _copy(src, dst, kind):
     os.rename(tmp, dst)
 
 
-def apply(layout, release_id, steps, chown, dir_mode, file_mode):
+def apply(layout, release_id, steps, chown, dir_mode, file_mode, legacy=None):
     """Carry out ``plan()``'s steps. ``chown(path)`` sets owner and group of shared paths it creates."""
     release = layout.release_path(release_id)
+    legacy = legacy or {}
     for rel, kind, actions in steps:
         shared = os.path.join(layout.shared_dir, rel)
         in_release = os.path.join(release, rel)
         try:
-            if 'seed' in actions or 'create' in actions:
+            if 'adopt' in actions:
+                adopt(legacy[rel], shared)
+            elif 'seed' in actions or 'create' in actions:
                 os.makedirs(os.path.dirname(shared), exist_ok=True)
                 if 'seed' in actions:
                     _copy(in_release, shared, kind)

@@ -99,7 +99,7 @@ def replace_link(link, text):
     fsync_dir(os.path.dirname(link))
 
 
-def _renameat2_exchange(a, b):
+def renameat2_exchange(a, b):
     libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
     func = getattr(libc, 'renameat2', None)
     if func is None:
@@ -119,7 +119,7 @@ def exchange_directory(link, text, keep_as):
     if os.path.lexists(tmp):
         os.unlink(tmp)
     os.symlink(text, tmp)
-    err = _renameat2_exchange(tmp, link)
+    err = renameat2_exchange(tmp, link)
     if err:
         os.unlink(tmp)
         reason = os.strerror(err)

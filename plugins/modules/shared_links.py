@@ -55,6 +55,18 @@ options:
     type: list
     elements: str
     default: []
+  legacy:
+    description:
+      - Live directories of a legacy layout to adopt as shared directories the first time, a mapping from
+        shared directory to legacy directory, for example C(public/media) to C(/var/www/shop/public_html/media)
+        for a site still served from a real C(public_html).
+      - The legacy directory is moved to C(<root>/shared/<path>) and a symlink to it left in its place by one
+        C(renameat2(RENAME_EXCHANGE)), so nothing is copied and a file written while it happens lands in the
+        shared directory through either path. Both must be on one filesystem; otherwise the module fails and
+        changes nothing.
+      - Once adopted (the shared directory exists), the legacy path is left alone.
+    type: dict
+    default: {}
   owner:
     description:
       - Owner of shared paths this module creates (existing ones are left as they are).
@@ -98,6 +110,11 @@ linked:
   type: list
   elements: str
   sample: [public/media]
+adopted:
+  description: Shared directories adopted from a legacy directory.
+  returned: always
+  type: list
+  elements: str
 seeded:
   description: Shared paths created from what the release brought.
   returned: always
@@ -151,6 +168,7 @@ def main():
             group=dict(type='str'),
             mode=dict(type='raw', default='0755'),
             file_mode=dict(type='raw', default='0640'),
+            legacy=dict(type='dict', default={}),
         ),
         supports_check_mode=True,
     )
@@ -159,16 +177,17 @@ def main():
 
     def action(layout):
         p = module.params
-        steps = plan(layout, p['release'], p['dirs'], p['files'])
+        steps = plan(layout, p['release'], p['dirs'], p['files'], legacy=p['legacy'])
         uid, gid = _ids(module)
         changed = any(actions for rel, kind, actions in steps)
         if changed and not module.check_mode:
-            apply(layout, p['release'], steps, _chowner(uid, gid), dir_mode, file_mode)
+            apply(layout, p['release'], steps, _chowner(uid, gid), dir_mode, file_mode, legacy=p['legacy'])
         linked = [rel for rel, kind, actions in steps if 'link' in actions]
         return {
             'changed': changed,
             'release_path': layout.release_path(p['release']),
             'linked': linked,
+            'adopted': [rel for rel, kind, actions in steps if 'adopt' in actions],
             'seeded': [rel for rel, kind, actions in steps if 'seed' in actions],
             'created': [rel for rel, kind, actions in steps if 'create' in actions],
             'diff': {'before': ''.join('%s\n' % rel for rel, kind, actions in steps if 'link' not in actions),

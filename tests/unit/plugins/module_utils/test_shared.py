@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -99,3 +100,42 @@ def test_a_next_release_never_hardlinks_shared_files(site, tmp_path):
     with open(shared, 'w') as f:
         f.write('edited in shared')
     assert read(shipped) == b'logo'
+
+
+def test_legacy_media_is_adopted_while_a_writer_keeps_adding_files(site, tmp_path):
+    legacy = tmp_path / 'public_html' / 'media'
+    legacy.mkdir(parents=True)
+    (legacy / 'old.jpg').write_text('old')
+    written, stop = [], threading.Event()
+
+    def writer():
+        n = 0
+        while not stop.is_set() or n < 200:
+            name = 'upload-%05d.jpg' % n
+            with open(os.path.join(str(legacy), name), 'w') as f:
+                f.write(name)
+            written.append(name)
+            n += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        steps = plan(site, 'r1', ['public/media'], [], legacy={'public/media': str(legacy)})
+        assert steps == [('public/media', 'directory', ['adopt', 'replace', 'link'])]
+        apply(site, 'r1', steps, lambda path: None, 0o755, 0o640, legacy={'public/media': str(legacy)})
+    finally:
+        stop.set()
+        thread.join()
+    shared = os.path.join(site.shared_dir, 'public/media')
+    assert os.path.isdir(shared) and not os.path.islink(shared)
+    assert os.readlink(str(legacy)) == shared
+    assert sorted(os.listdir(shared)) == sorted(written + ['old.jpg'])
+    assert read(os.path.join(site.release_path('r1'), 'public/media/old.jpg')) == b'old'
+    # Adopted once: a second run leaves the legacy link alone.
+    assert plan(site, 'r1', ['public/media'], [], legacy={'public/media': str(legacy)}) == [
+        ('public/media', 'directory', [])]
+
+
+def test_a_legacy_path_that_is_not_absolute_is_refused(site):
+    with pytest.raises(CutoverError, match="The legacy directory for 'public/media' must be an absolute path"):
+        plan(site, 'r1', ['public/media'], [], legacy={'public/media': 'html/media'})
