@@ -124,6 +124,28 @@ play_fails deploy -e deploy_src="$HERE/files/v2" -e '{"apache_vhost_extra": ["Bo
 [[ $(sha256sum "$conf") == "$before" ]] || fail "the broken template reached $conf"
 expect_page index.php "page v1"
 
+step "deploy from an archive"
+tar czf "$OUT/v3.tar.gz" -C "$HERE/files/v3" .
+play deploy -e deploy_src="$OUT/v3.tar.gz" -e deploy_probe_url=$URL/ -e deploy_probe_content='page v3'
+expect_page index.php "page v3 part v3"
+
+step "deploy a git commit"
+git init -q "$OUT/repo"
+cp -a "$HERE/files/v2/." "$OUT/repo/"
+git -C "$OUT/repo" add -A
+git -C "$OUT/repo" -c user.name=test -c user.email=test@example.invalid commit -q -m v2
+commit=$(git -C "$OUT/repo" rev-parse HEAD)
+play deploy -e deploy_src= -e deploy_git_repo="file://$OUT/repo" -e deploy_git_version=HEAD
+expect_page index.php "page v2 part v2"
+[[ $(current) == *-"${commit:0:12}" ]] || fail "the git release $(current) does not carry the commit ${commit:0:12}"
+
+step "a hook runs after the switch and sees the new release"
+play deploy -e deploy_src="$HERE/files/v1" -e '{"deploy_hooks": {"after_switch": "'"$HERE"'/files/hooks/after_switch.yml"}}'
+expect_page index.php "page v1"
+read -r hook_release hook_previous </srv/cutover-it/hook-after-switch.txt
+[[ $hook_release == "$(current)" ]] || fail "the hook saw $hook_release, current is $(current)"
+[[ $hook_previous == *-"${commit:0:12}" ]] || fail "the hook saw $hook_previous as the previous release"
+
 step "rollback with nothing to go back to: a clear error"
 rm -rf "$ROOT"
 play deploy -e deploy_src="$HERE/files/v1"
