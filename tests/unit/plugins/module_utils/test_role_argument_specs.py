@@ -13,7 +13,8 @@ import pathlib
 import pytest
 import yaml
 
-ROLES = pathlib.Path(__file__).resolve().parents[3] / 'roles'
+# Kept beside the module_utils tests: ansible-test runs only those (and modules') with this conftest.
+ROLES = pathlib.Path(__file__).resolve().parents[4] / 'roles'
 ROLE_DIRS = sorted(p for p in ROLES.iterdir() if (p / 'tasks' / 'main.yml').is_file()) if ROLES.is_dir() else []
 
 
@@ -40,3 +41,7 @@ def test_argument_spec_matches_defaults(role):
 def test_every_option_is_described(role):
     spec = _load(role / 'meta' / 'argument_specs.yml')['argument_specs']['main']['options']
     assert [name for name, opt in spec.items() if not opt.get('description')] == []
+
+
+def test_the_roles_are_found():
+    assert [p.name for p in ROLE_DIRS] == ['apache_vhost', 'deploy', 'migrate', 'rollback', 'shared_media']
