@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import re
 import shlex
 import shutil
 import statistics
@@ -40,55 +39,14 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 
-# The site generator and measuring helpers are shared with the release_dir benchmark.
-from release_dir import Changer, disk_usage, generate_tree, level, machine_info, mib, settle, warm  # noqa: E402
+from _common import (  # noqa: E402
+    Ansible, Changer, disk_usage, generate_tree, level, machine_info, mib, prepare_workdir, settle, warm)
 
-WORKDIR_MARK = '.cutover-speed-workdir'
 T0 = time.perf_counter()
 
 
 def log(msg):
     print('[speed %6.1fs] %s' % (time.perf_counter() - T0, msg), file=sys.stderr, flush=True)
-
-
-class Ansible(object):
-    """Runs the collection's playbooks from this checkout with the repo's .venv."""
-
-    def __init__(self, workdir, venv, collections):
-        self.bin = os.path.join(venv, 'bin')
-        if not os.access(os.path.join(self.bin, 'ansible-playbook'), os.X_OK):
-            sys.exit('%s/ansible-playbook is missing: run ./dev setup first.' % self.bin)
-        if not os.path.isdir(os.path.join(collections, 'ansible_collections', 'ansible', 'posix')):
-            sys.exit('ansible.posix is not in %s: run ./dev setup first.' % collections)
-        # ansible_collections/cutover/web -> this checkout, so the playbooks run as they are here.
-        self.coll = os.path.join(workdir, 'collections')
-        os.makedirs(os.path.join(self.coll, 'ansible_collections', 'cutover'))
-        os.symlink(REPO, os.path.join(self.coll, 'ansible_collections', 'cutover', 'web'))
-        self.inventory = os.path.join(workdir, 'inventory.ini')
-        with open(self.inventory, 'w') as f:
-            f.write('bench ansible_connection=local ansible_python_interpreter=%s\n' % shutil.which('python3'))
-        self.trivial = os.path.join(workdir, 'trivial.yml')
-        with open(self.trivial, 'w') as f:
-            f.write('- hosts: bench\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {msg: hello}\n')
-        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.pathsep.join([self.coll, collections]),
-                        ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_RETRY_FILES_ENABLED='0',
-                        PATH=self.bin + os.pathsep + os.environ.get('PATH', ''))
-
-    def play(self, playbook, extra):
-        """Run a playbook; return (seconds, {'changed': n, ...} of the PLAY RECAP line of host bench)."""
-        cmd = [os.path.join(self.bin, 'ansible-playbook'), '-i', self.inventory, playbook]
-        for key, value in extra.items():
-            cmd += ['-e', '%s=%s' % (key, value)]
-        t = time.perf_counter()
-        proc = subprocess.run(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-        elapsed = time.perf_counter() - t
-        out = proc.stdout.decode('utf-8', 'replace')
-        if proc.returncode != 0:
-            raise RuntimeError('%s failed (exit %d):\n%s' % (' '.join(map(shlex.quote, cmd)), proc.returncode,
-                                                             out[-4000:]))
-        recap = re.search(r'^bench\s*:\s*(.*)$', out, re.M)
-        counts = dict((k, int(v)) for k, v in re.findall(r'(\w+)=(\d+)', recap.group(1))) if recap else {}
-        return elapsed, counts
 
 
 class Cutover(object):
@@ -166,16 +124,6 @@ def parse_args(argv):
                    help='collections path holding ansible.posix (./dev setup makes it)')
     p.add_argument('--keep', action='store_true', help='keep the work dir')
     return p.parse_args(argv)
-
-
-def prepare_workdir(path):
-    if os.path.lexists(path):
-        if not os.path.exists(os.path.join(path, WORKDIR_MARK)):
-            sys.exit('%s exists and was not made by this benchmark; remove it or pass --workdir.' % path)
-        shutil.rmtree(path)
-    os.makedirs(path)
-    open(os.path.join(path, WORKDIR_MARK), 'w').close()
-    return path
 
 
 def check_live(method, changer, expected):

@@ -46,27 +46,27 @@ from __future__ import annotations
 
 import argparse
 import ast
-import base64
 import cProfile
 import datetime
 import glob
 import io
 import json
-import math
 import os
 import pstats
-import random
 import shlex
 import shutil
-import stat
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import (  # noqa: E402
+    Changer, disk_usage, generate_tree, level, machine_info, mib, prepare_workdir, rmtree, settle, warm)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORKDIR_MARK = '.cutover-bench-workdir'
 COLLECTION_PREFIX = 'ansible_collections.cutover.web.'
 
 SCENARIOS = (
@@ -75,13 +75,6 @@ SCENARIOS = (
     ('nochange', 'redeploy with nothing changed'),
 )
 SCENARIO_KEYS = [key for key, title in SCENARIOS]
-
-CODE_EXTS = ['php'] * 8 + ['css', 'js', 'js', 'json', 'html', 'twig', 'yml', 'svg', 'xml', 'md']
-IMAGE_EXTS = ['jpg', 'jpg', 'png', 'webp', 'gif']
-WORDS = ('app', 'src', 'lib', 'Http', 'Controller', 'Model', 'View', 'Service', 'Entity', 'Form', 'Util',
-         'assets', 'css', 'js', 'vendor', 'module', 'theme', 'block', 'plugin', 'core', 'admin', 'api',
-         'templates', 'partials', 'locale', 'config', 'Event', 'Listener', 'Command', 'Test', 'fixtures')
-
 
 # ---------------------------------------------------------------------------------------------
 # The collection on sys.path
@@ -155,109 +148,6 @@ def find_ansible(explicit):
             return cand, None
     return None, ('ansible is not importable by %s (tried --ansible-path, $CUTOVER_BENCH_ANSIBLE_PATH, this '
                   'interpreter, %s/.venv); the module-process column is skipped' % (sys.executable, REPO))
-
-
-# ---------------------------------------------------------------------------------------------
-# The site tree
-# ---------------------------------------------------------------------------------------------
-
-def _scaled(sizes, total):
-    s = sum(sizes) or 1
-    return [max(1, int(round(x * total / s))) for x in sizes]
-
-
-def generate_tree(src, nfiles, size_mb, seed, files_per_dir, image_share):
-    """Write a deterministic site tree; return a description dict."""
-    rng = random.Random(seed)
-    block = rng.randbytes(1 << 20)
-    text = base64.b64encode(block)          # ASCII, for code-like files
-    n_images = max(1, int(nfiles * image_share))
-    n_code = max(1, nfiles - n_images)
-    n_dirs = max(2, nfiles // max(1, files_per_dir))
-
-    # Image directories: public/media/<year>/<month>, like an uploads tree.
-    image_dirs = []
-    for year in range(2019, 2027):
-        for month in range(1, 13):
-            image_dirs.append('public/media/%d/%02d' % (year, month))
-    image_dirs = image_dirs[:max(1, min(len(image_dirs), n_dirs // 10))]
-    # Code directories: a random tree under a few top-level dirs, depth up to 8.
-    tops = ['app', 'vendor', 'public/assets', 'config', 'resources', 'lib']
-    code_dirs = list(tops)
-    depth = {d: d.count('/') + 1 for d in tops}
-    i = 0
-    while len(code_dirs) + len(image_dirs) + 3 < n_dirs:   # +3: public, public/media, and slack
-        # Bias towards recent (deeper) parents, as vendor trees are deep and narrow.
-        parent = code_dirs[int(len(code_dirs) * (rng.random() ** 0.4))]
-        if depth[parent] >= 8:
-            parent = rng.choice(tops)
-        name = '%s%d' % (rng.choice(WORDS), i)
-        i += 1
-        path = parent + '/' + name
-        code_dirs.append(path)
-        depth[path] = depth[parent] + 1
-
-    target = int(size_mb * (1 << 20))
-    code_sizes = [min(256 << 10, max(64, int(rng.lognormvariate(math.log(2500), 1.0)))) for dummy_i in range(n_code)]
-    image_sizes = [min(8 << 20, max(8 << 10, int(rng.lognormvariate(math.log(100 << 10), 0.9))))
-                   for dummy_i in range(n_images)]
-    code_sizes = _scaled(code_sizes, int(target * 0.45))
-    image_sizes = _scaled(image_sizes, target - sum(code_sizes))
-
-    files = []
-    for j, size in enumerate(code_sizes):
-        d = rng.choice(code_dirs)
-        files.append(('%s/%s%d.%s' % (d, rng.choice(WORDS).lower(), j, rng.choice(CODE_EXTS)), size, text))
-    for j, size in enumerate(image_sizes):
-        d = rng.choice(image_dirs)
-        files.append(('%s/img%05d.%s' % (d, j, rng.choice(IMAGE_EXTS)), size, block))
-
-    made = set()
-    for d in ['public', 'public/media'] + code_dirs + image_dirs:
-        full = os.path.join(src, d)
-        if full not in made:
-            os.makedirs(full, exist_ok=True)
-            made.add(full)
-    total = 0
-    for rel, size, data in files:
-        off = rng.randrange(len(data))
-        if off + size <= len(data):
-            chunk = data[off:off + size]
-        else:
-            chunk = (data * (size // len(data) + 2))[off:off + size]
-        with open(os.path.join(src, rel), 'wb') as f:
-            f.write(chunk)
-        total += size
-    # A few symlinks, as real sites have (storage links, index aliases).
-    os.symlink('../../shared/storage', os.path.join(src, 'public', 'storage'))
-    os.symlink('index.php', os.path.join(src, 'public', 'app.php'))
-    open(os.path.join(src, 'public', 'index.php'), 'wb').write(b'<?php require __DIR__."/../app/boot.php";\n')
-    files.append(('public/index.php', 0, None))
-
-    small = sorted(rel for rel, size, data in files if rel.endswith('.php') and 0 < size <= 4096)
-    change = small[len(small) // 2] if small else files[0][0]
-    n_dirs_made = len(list(os.walk(src)))
-    return {'files': len(files), 'bytes': total, 'dirs': n_dirs_made, 'images': n_images,
-            'code_files': n_code + 1, 'symlinks': 2, 'change_path': change,
-            'median_code': int(statistics.median(code_sizes)), 'median_image': int(statistics.median(image_sizes))}
-
-
-class Changer(object):
-    """Changes one small file's content, uniquely each time (so no old release ever matches again)."""
-
-    def __init__(self, src, rel):
-        self.path = os.path.join(src, rel)
-        self.rel = rel
-        with open(self.path, 'rb') as f:
-            self.original = f.read()
-        self.count = 0
-
-    def change(self):
-        self.count += 1
-        with open(self.path, 'wb') as f:
-            f.write(self.original + ('\n// bench change %d %d\n' % (self.count, time.time_ns())).encode())
-        with open(self.path, 'rb') as f:
-            return f.read()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,94 +270,6 @@ def log(msg):
     print('[bench %6.1fs] %s' % (time.perf_counter() - T0, msg), file=sys.stderr, flush=True)
 
 
-def rmtree(path):
-    if os.path.lexists(path):
-        shutil.rmtree(path)
-
-
-def disk_usage(path):
-    """Bytes allocated under path (st_blocks*512), each (st_dev, st_ino) once; split by kind."""
-    seen = set()
-    out = {'total': 0, 'dirs': 0, 'files': 0, 'links': 0, 'inodes': 0}
-
-    def add(st):
-        key = (st.st_dev, st.st_ino)
-        if key in seen:
-            return
-        seen.add(key)
-        b = st.st_blocks * 512
-        out['total'] += b
-        out['inodes'] += 1
-        if stat.S_ISDIR(st.st_mode):
-            out['dirs'] += b
-        elif stat.S_ISLNK(st.st_mode):
-            out['links'] += b
-        else:
-            out['files'] += b
-
-    if not os.path.lexists(path):
-        return out
-    add(os.lstat(path))
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in dirnames + filenames:
-            add(os.lstat(os.path.join(dirpath, name)))
-    return out
-
-
-def mib(b):
-    return '%.1f MiB' % (b / 1048576.0)
-
-
-def machine_info(workdir):
-    info = {}
-    try:
-        info['nproc'] = len(os.sched_getaffinity(0))
-    except AttributeError:
-        info['nproc'] = os.cpu_count()
-    model = '?'
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info['cpu'] = model
-    u = os.uname()
-    info['kernel'] = '%s %s %s' % (u.sysname, u.release, u.machine)
-    real = os.path.realpath(workdir)
-    best, fstype, dev = '', '?', '?'
-    try:
-        with open('/proc/mounts') as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mnt = parts[1].replace('\\040', ' ')
-                if (real == mnt or real.startswith(mnt.rstrip('/') + '/')) and len(mnt) >= len(best):
-                    best, fstype, dev = mnt, parts[2], parts[0]
-    except OSError:
-        pass
-    info['fs'] = '%s (%s mounted on %s)' % (fstype, dev, best or '?')
-    try:
-        info['mem'] = '%.1f GiB' % (os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30)
-    except (ValueError, OSError):
-        info['mem'] = '?'
-    try:
-        out = subprocess.run(['rsync', '--version'], stdout=subprocess.PIPE, check=False).stdout.decode().splitlines()[0]
-        info['rsync'] = ' '.join(out.split())
-    except (OSError, IndexError):
-        info['rsync'] = '?'
-    info['python'] = '%s (%s)' % (sys.version.split()[0], sys.executable)
-    info['damon'] = damon_reclaim()
-    try:
-        info['load'] = '%.2f %.2f %.2f' % os.getloadavg()
-    except OSError:
-        info['load'] = '?'
-    return info
-
-
 def fmt(xs):
     if not xs:
         return 'n/a'
@@ -478,67 +280,6 @@ def ratio(a, b):
     if not a or not b:
         return 'n/a'
     return '%.2fx' % (statistics.median(a) / statistics.median(b))
-
-
-def level():
-    """Flush everyone's dirty data so the next timed step pays only for its own writes."""
-    os.sync()
-
-
-def settle(limit=30.0):
-    """After deleting big trees: sync until a sync is quick twice in a row (at most ``limit`` s)."""
-    t_end = time.perf_counter() + limit
-    quick = 0
-    while quick < 2 and time.perf_counter() < t_end:
-        t = time.perf_counter()
-        os.sync()
-        quick = quick + 1 if time.perf_counter() - t < 0.05 else 0
-        if quick < 2:
-            time.sleep(0.3)
-
-
-def warm(path, read):
-    """Bring a tree back into the caches: lstat every entry, and read the files when ``read``.
-
-    Run before every timed step, because the kernel here may evict page cache that sat idle
-    (see damon_reclaim() below), which would make whoever runs first after a pause pay for disk reads.
-    """
-    if not os.path.isdir(path):
-        return
-    buf = bytearray(1 << 20)
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in filenames:
-            full = os.path.join(dirpath, name)
-            st = os.lstat(full)
-            if read and stat.S_ISREG(st.st_mode):
-                with open(full, 'rb', buffering=0) as f:
-                    while f.readinto(buf):
-                        pass
-
-
-def damon_reclaim():
-    """A description of proactive page-cache reclaim by DAMON (as on some VMs), or None."""
-    base = '/sys/kernel/mm/damon/admin/kdamonds'
-    try:
-        for kd in sorted(os.listdir(base)):
-            if not kd.isdigit():
-                continue
-            with open(os.path.join(base, kd, 'state')) as f:
-                if f.read().strip() != 'on':
-                    continue
-            for ctx in glob.glob(os.path.join(base, kd, 'contexts', '[0-9]*')):
-                with open(os.path.join(ctx, 'monitoring_attrs', 'intervals', 'aggr_us')) as f:
-                    aggr = int(f.read())
-                for sch in glob.glob(os.path.join(ctx, 'schemes', '[0-9]*')):
-                    with open(os.path.join(sch, 'action')) as f:
-                        action = f.read().strip()
-                    with open(os.path.join(sch, 'access_pattern', 'age', 'min')) as f:
-                        age = int(f.read())
-                    if action == 'pageout':
-                        return 'DAMON pages out memory idle for about %.0f s or more' % (age * aggr / 1e6)
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -657,21 +398,6 @@ def parse_args(argv):
                    help='profile a one-file redeploy of make_release (auto: when it misses the 2x target)')
     p.add_argument('--keep', action='store_true', help='keep the work dir')
     return p.parse_args(argv)
-
-
-def prepare_workdir(path):
-    path = os.path.abspath(path)
-    if os.path.lexists(path):
-        if os.path.islink(path) or not os.path.isdir(path):
-            sys.exit('--workdir %s exists and is not a directory.' % path)
-        if os.path.exists(os.path.join(path, WORKDIR_MARK)):
-            shutil.rmtree(path)
-        elif os.listdir(path):
-            sys.exit('--workdir %s exists, is not empty and was not made by this benchmark; choose another.' % path)
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, WORKDIR_MARK), 'w') as f:
-        f.write('made by bench/release_dir.py; removed at the end unless --keep\n')
-    return path
 
 
 def main(argv=None):
