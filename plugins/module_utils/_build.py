@@ -26,6 +26,7 @@ import os
 import shutil
 import stat
 
+from ansible_collections.cutover.web.plugins.module_utils._sources import DirectorySource
 from ansible_collections.cutover.web.plugins.module_utils._releases import (
     CutoverError, fsync_dir, stamp, staging_name, validate_release_id,
 )
@@ -164,6 +165,18 @@ class Builder(object):
             return None
         return path, st
 
+    def _link(self, found, path):
+        """Hardlink the base file ``found`` (from linkable) at ``path``; False, with link_fallback set, when
+        the filesystem refuses hardlinks there."""
+        try:
+            os.link(found[0], path)
+        except OSError as exc:
+            if exc.errno not in LINK_FALLBACK_ERRNOS:
+                raise
+            self.link_fallback = '%s (%s)' % (exc.strerror, found[0])
+            return False
+        return True
+
     def _apply(self, path, e, is_link=False):
         if self.keep_owner:
             os.lchown(path, e[UID], e[GID])
@@ -204,19 +217,13 @@ class Builder(object):
             else:
                 found = self.linkable(rel, e) if self.base_dir else None
                 if found is not None and self.link_fallback is None:
-                    try:
-                        os.link(found[0], path)
-                    except OSError as exc:
-                        if exc.errno not in LINK_FALLBACK_ERRNOS:
-                            raise
-                        self.link_fallback = '%s (%s)' % (exc.strerror, found[0])
-                        found = None
-                    else:
+                    if self._link(found, path):
                         # The release records the linked file as it is (its mtime may be older).
                         e[MTIME] = found[1].st_mtime_ns
                         self.stats['files_linked'] += 1
                         self.stats['bytes_linked'] += e[SIZE]
                         continue
+                    found = None
                 if found is not None:
                     self._copy_path(rel, e, found[0])
                     continue
@@ -225,6 +232,36 @@ class Builder(object):
         for rel in sorted((r for r, e in self.manifest.items() if e[KIND] == 'd'), reverse=True):
             self._apply(os.path.join(dest, rel), self.manifest[rel])
         os.chmod(dest, 0o755)
+
+    def adopt(self):
+        """Make the source directory itself the release (it is ``self.dest``): each file equal to the base
+        release's becomes a hardlink of it, unless it is one already (rsync --link-dest makes most of
+        them); other files stay where they are, counted as written."""
+        for rel in sorted(self.manifest):
+            e = self.manifest[rel]
+            if e[KIND] != 'f':
+                continue
+            path = os.path.join(self.dest, rel)
+            found = self.linkable(rel, e) if self.base_dir and self.link_fallback is None else None
+            if found is not None:
+                st = os.lstat(path)
+                if (st.st_dev, st.st_ino) != (found[1].st_dev, found[1].st_ino):
+                    tmp = os.path.join(os.path.dirname(path), '.cutover-link.%d' % os.getpid())
+                    if self._link(found, tmp):
+                        os.rename(tmp, path)
+                    else:
+                        found = None
+            if found is not None:
+                e[MTIME] = found[1].st_mtime_ns
+                self.stats['files_linked'] += 1
+                self.stats['bytes_linked'] += e[SIZE]
+            else:
+                self.stats['files_written'] += 1
+                self.stats['bytes_written'] += e[SIZE]
+        # What the manifest left out (sockets, FIFOs, devices) is not part of a release.
+        for rel in getattr(self.source, 'special', ()):
+            os.unlink(os.path.join(self.dest, rel))
+        os.chmod(self.dest, 0o755)
 
     def _fill(self, needed, hardlinks):
         if not needed:
@@ -267,8 +304,34 @@ def pick_base(layout, releases):
     return None, None
 
 
-def make_release(layout, source, release_id=None, checksum=False, sync=True, check_mode=False, id_stamp=None):
-    """Make (or find) the release for ``source``; return the module result."""
+def make_release(layout, source, release_id=None, checksum=False, sync=True, check_mode=False, id_stamp=None,
+                 move_source=False):
+    """Make (or find) the release for ``source``; return the module result.
+
+    With ``move_source``, the source directory (which must be in the staging area) becomes the release
+    by rename instead of being copied, and is removed when an existing release is reused."""
+    if move_source:
+        _check_movable(layout, source)
+    result = _make_release(layout, source, release_id, checksum, sync, check_mode, id_stamp, move_source)
+    if move_source and not check_mode and not result['changed'] and os.path.lexists(source.path):
+        shutil.rmtree(source.path)
+        result['source_removed'] = True
+    return result
+
+
+def _check_movable(layout, source):
+    if not isinstance(source, DirectorySource):
+        raise CutoverError('move_source needs a directory source, and %s is not one.' % source.path, path=source.path)
+    if source.exclude.patterns:
+        raise CutoverError('move_source cannot leave paths out of %s (exclude); exclude them when pushing.'
+                           % source.path, path=source.path)
+    parent = os.path.dirname(os.path.abspath(source.path).rstrip('/'))
+    if os.path.realpath(parent) != os.path.realpath(layout.staging_dir) or os.path.islink(source.path):
+        raise CutoverError('move_source moves only a directory directly inside %s, and %s is not one.'
+                           % (layout.staging_dir, source.path), path=source.path)
+
+
+def _make_release(layout, source, release_id, checksum, sync, check_mode, id_stamp, move_source):
     releases = layout.releases()
     if release_id is not None:
         validate_release_id(release_id)
@@ -334,11 +397,14 @@ def make_release(layout, source, release_id=None, checksum=False, sync=True, che
         return result
 
     layout.ensure_dirs()
-    staging = os.path.join(layout.staging_dir, staging_name(release_id))
+    staging = source.path if move_source else os.path.join(layout.staging_dir, staging_name(release_id))
     builder = Builder(source, manifest, staging, base_dir=layout.release_path(base_id) if base_id else None,
                       base_manifest=base_manifest)
     try:
-        builder.build()
+        if move_source:
+            builder.adopt()
+        else:
+            builder.build()
         write_manifest(layout, release_id, manifest)
         if sync:
             _syncfs(staging)

@@ -110,6 +110,17 @@ options:
         leave a release whose files are empty.
     type: bool
     default: true
+  move_source:
+    description:
+      - Make the release of the O(src) directory itself, by rename, instead of a copy. O(src) must be a
+        directory directly inside C(<root>/.cutover/staging), pushed there for this release (for example
+        with C(rsync --link-dest=<root>/current/), so unchanged files arrive as hardlinks).
+      - Files equal to those of the current release are swapped for hardlinks of them, so the release takes
+        the disk space of what changed, and no second copy of the site is kept on the host.
+      - When the content equals an existing release, that release is returned and O(src) is removed.
+      - Cannot be combined with O(exclude) (leave paths out while pushing).
+    type: bool
+    default: false
 notes:
   - Hardlinked files are shared between releases. Build steps that change files in a release must replace
     them (write a new file and rename it, as composer, npm and most tools do), not edit them in place.
@@ -129,6 +140,19 @@ EXAMPLES = r"""
     src: /srv/www/shop/.cutover/upload
     exclude: [.git, node_modules]
   register: release
+
+- name: Push the site next to the live release, unchanged files as hardlinks of it
+  ansible.posix.synchronize:
+    src: build/
+    dest: /srv/www/shop/.cutover/staging/push-1/
+    checksum: true
+    rsync_opts: [--link-dest=/srv/www/shop/current/]
+
+- name: Make that pushed tree the release itself, without a copy
+  cutover.web.release_dir:
+    root: /srv/www/shop
+    src: /srv/www/shop/.cutover/staging/push-1
+    move_source: true
 
 - name: Make a release from a tarball, dropping its top directory
   cutover.web.release_dir:
@@ -238,6 +262,10 @@ special_skipped:
   returned: when a release was made
   type: list
   elements: str
+source_removed:
+  description: With O(move_source), true when the source equalled an existing release and was removed.
+  returned: when O(move_source) is set, an existing release was returned and not in check mode
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -276,7 +304,7 @@ def _present(module, layout):
     else:
         source = open_source(p['src'], p['exclude'], p['strip_components'])
     result = make_release(layout, source, p['id'], checksum=p['checksum'], sync=p['sync'],
-                          check_mode=module.check_mode, id_stamp=p['stamp'])
+                          check_mode=module.check_mode, id_stamp=p['stamp'], move_source=p['move_source'])
     if result.get('link_fallback'):
         module.warn('Hardlinks were refused (%s), so files of %s were copied instead; the release takes full '
                     'disk space.' % (result['link_fallback'], result['release_path']))
@@ -320,6 +348,7 @@ def main():
             checksum=dict(type='bool', default=False),
             sync=dict(type='bool', default=True),
             stamp=dict(type='str'),
+            move_source=dict(type='bool', default=False),
         ),
         mutually_exclusive=[('src', 'git_repo')],
         required_if=[

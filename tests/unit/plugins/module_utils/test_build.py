@@ -644,3 +644,80 @@ def test_source_on_another_filesystem(layout, tmp_path, mount):
         f.write('<h1>v2</h1>')
     second = build(layout, src)
     assert (second['files_linked'], second['files_written'], second['link_fallback']) == (2, 1, None)
+
+
+# -- a pushed tree made the release itself (move_source) -----------------------------------------
+
+def push(layout, src, name='push-1'):
+    """What the deploy role does: rsync the site into the staging area, unchanged files as hardlinks
+    of the live release's."""
+    layout.ensure_dirs()
+    dest = os.path.join(layout.staging_dir, name)
+    cmd = ['rsync', '-a', '--checksum']
+    if os.path.lexists(layout.current_link):
+        cmd.append('--link-dest=%s/' % layout.current_link)
+    subprocess.run(cmd + ['%s/' % src, dest + '/'], check=True, stderr=subprocess.DEVNULL)
+    return dest
+
+
+def test_move_source_renames_the_pushed_tree_and_shares_unchanged_files(layout, tmp_path):
+    src = write_tree(tmp_path / 'src', SITE)
+    first = build(layout, push(layout, src), move_source=True)
+    assert first['changed'] is True and (first['files_written'], first['files_linked']) == (3, 0)
+    assert os.listdir(layout.staging_dir) == []
+    assert {rel: read(os.path.join(first['release_path'], rel)).decode() for rel in SITE} == SITE
+    assert stat.S_IMODE(os.stat(first['release_path']).st_mode) == 0o755
+    switch(layout, release=first['id'])
+
+    with open(os.path.join(src, 'js/app.js'), 'w') as f:
+        f.write('console.log(2)')
+    # A file whose content is the same but whose mtime is not: rsync copies it, the module links it.
+    os.utime(os.path.join(src, 'index.html'), (MTIME, MTIME))
+    second = build(layout, push(layout, src, 'push-2'), move_source=True)
+    assert second['changed'] is True and second['base'] == first['id']
+    assert (second['files_linked'], second['files_written']) == (2, 1)
+    old, new = first['release_path'], second['release_path']
+    for rel in ('index.html', 'css/site.css'):
+        assert ino(os.path.join(new, rel)) == ino(os.path.join(old, rel))
+    assert read(os.path.join(new, 'js/app.js')) == b'console.log(2)'
+    assert read(os.path.join(old, 'js/app.js')) == b'console.log(1)'
+    assert sorted(os.listdir(layout.releases_dir)) == sorted([first['id'], second['id']])
+    assert os.listdir(layout.staging_dir) == []
+
+
+def test_move_source_of_known_content_returns_that_release_and_removes_the_push(layout, tmp_path):
+    src = write_tree(tmp_path / 'src', SITE)
+    first = build(layout, push(layout, src), move_source=True)
+    switch(layout, release=first['id'])
+    before = snapshot(layout.releases_dir)
+
+    pushed = push(layout, src, 'push-2')
+    checked = build(layout, pushed, move_source=True, check_mode=True)
+    assert checked['changed'] is False and checked['id'] == first['id'] and os.path.isdir(pushed)
+
+    again = build(layout, pushed, move_source=True)
+    assert again['changed'] is False and again['reused'] is True and again['id'] == first['id']
+    assert again['source_removed'] is True and not os.path.lexists(pushed)
+    assert snapshot(layout.releases_dir) == before
+
+
+def test_move_source_outside_the_staging_area_is_refused(layout, tmp_path):
+    src = write_tree(tmp_path / 'src', SITE)
+    layout.ensure_dirs()
+    with pytest.raises(CutoverError, match=r'moves only a directory directly inside .*staging, and .*src is not one'):
+        build(layout, src, move_source=True)
+    assert os.path.isdir(src) and os.listdir(layout.releases_dir) == []
+
+
+def test_move_source_with_exclude_is_refused(layout, tmp_path):
+    pushed = push(layout, write_tree(tmp_path / 'src', SITE))
+    with pytest.raises(CutoverError, match=r'cannot leave paths out of .*push-1 \(exclude\)'):
+        build(layout, pushed, move_source=True, exclude=['*.js'])
+    assert os.path.isdir(pushed) and os.listdir(layout.releases_dir) == []
+
+
+def test_move_source_of_an_archive_is_refused(layout, tmp_path):
+    layout.ensure_dirs()
+    archive = make_tar(os.path.join(layout.staging_dir, 'site.tar.gz'), [('index.html', b'hi')])
+    with pytest.raises(CutoverError, match=r'move_source needs a directory source, and .*site.tar.gz is not one'):
+        build(layout, archive, move_source=True)
