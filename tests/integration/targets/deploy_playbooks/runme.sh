@@ -83,11 +83,16 @@ play deploy -e deploy_src="$HERE/files/v2" -e "$SHARED" -e deploy_probe_url=$URL
 expect_recap "changed=0"
 [[ $(release_count) == "$count" ]] || fail "a repeated deploy made a new release"
 
+step "deploy v2 again in check mode: nothing would change"
+play deploy --check --diff -e deploy_src="$HERE/files/v2" -e "$SHARED"
+expect_recap "changed=0"
+
 step "deploy v3 in check mode: says what would go live, changes nothing"
 play deploy --check --diff -e deploy_src="$HERE/files/v3" -e "$SHARED"
-expect_output "a new release of"
+expect_output "(a new release from"
 [[ $(current) == "$V2" ]] || fail "check mode moved current"
 [[ $(release_count) == "$count" ]] || fail "check mode made a release"
+[[ -z $(ls -A "$ROOT/.cutover/staging") ]] || fail "check mode left $(ls -A "$ROOT/.cutover/staging") in the staging area"
 expect_page index.php "page v2"
 
 step "rollback: v1 serves again at once, v2 is marked bad"
@@ -101,6 +106,10 @@ step "rollback again: already rolled back, no change"
 play rollback
 expect_recap "changed=0"
 [[ $(current) == "$V1" ]] || fail "a second rollback moved current"
+
+step "deploy v1 in check mode after the rollback: v1 is live, nothing would change"
+play deploy --check --diff -e deploy_src="$HERE/files/v1" -e "$SHARED"
+expect_recap "changed=0"
 
 step "a failing build command: the old release keeps serving, the new one is failed, the lock is free"
 play_fails deploy -e deploy_src="$HERE/files/v3" -e deploy_release_id=v3-build -e '{"deploy_build_commands": ["echo building", "exit 3"]}'
