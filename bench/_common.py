@@ -310,10 +310,13 @@ class Ansible(object):
     """Runs the collection's playbooks from this checkout with the repo's .venv."""
 
     def __init__(self, workdir, venv, collections):
+        """venv: a virtualenv with ansible-core (its bin/ goes first on PATH); collections: the
+        collections path (os.pathsep-separated) that holds ansible.posix."""
         self.bin = os.path.join(venv, 'bin')
         if not os.access(os.path.join(self.bin, 'ansible-playbook'), os.X_OK):
             sys.exit('%s/ansible-playbook is missing: run ./dev setup first.' % self.bin)
-        if not os.path.isdir(os.path.join(collections, 'ansible_collections', 'ansible', 'posix')):
+        if not any(os.path.isdir(os.path.join(c, 'ansible_collections', 'ansible', 'posix'))
+                   for c in collections.split(os.pathsep)):
             sys.exit('ansible.posix is not in %s: run ./dev setup first.' % collections)
         # ansible_collections/cutover/web -> this checkout, so the playbooks run as they are here.
         self.coll = os.path.join(workdir, 'collections')

@@ -1,0 +1,687 @@
+#!/usr/bin/env python3
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What users see while a new release goes live: cutover.web beside the manual methods.
+
+One command (after ./dev setup, as root, on a host with Apache 2.4 and PHP):
+
+    .venv/bin/python bench/zero_downtime.py                # both PHP modes, every method
+    .venv/bin/python bench/zero_downtime.py --php fpm --methods cutover --deploys 3 --rollbacks 1
+
+For each PHP mode (PHP-FPM through proxy_fcgi, mod_php) and each method, a site of its own is
+served by the real Apache on a port of its own, and while the method deploys a new version of
+the site at least --deploys times and rolls back --rollbacks times:
+
+- keep-alive clients fetch a PHP page and two static assets in a loop. The page includes three
+  PHP files (one through __DIR__, one through the relative include path, one outside the web
+  root) with a pause between them, so requests are in flight during every switch. Every file
+  of a version carries that version's number, so each response tells which release produced
+  each of its parts.
+- a writer uploads a file through the site (a PHP script writing into its media folder) all
+  the time, and every file it was told was stored must still be in the live media folder at
+  the end.
+
+Counted per method: responses by non-2xx status, connection errors, MIXED responses (parts of
+two releases in one response), STALE responses (a response that started after the deploy or
+rollback reported done, and before the next one began, from another release than the one it
+made live) and uploads lost.
+
+Methods (the manual ones are the shell commands people use today):
+  cutover              ansible-playbook cutover.web.deploy / cutover.web.rollback (shared media,
+                       resolved DocumentRoot + graceful restart, pruning keep 3)
+  mv-mv                copy the new version to new/, copy media into it, mv current old, mv new current
+  rm-ln                releases/<n> + shared media link, rm current; ln -s releases/<n> current
+  rsync-delete         rsync -a --delete (media excluded) into the live directory
+  rsync-delay-updates  rsync -a --delete-delay --delay-updates (media excluded) into the live directory
+  symlink              releases/<n> + shared media link, ln -s + mv -T (atomic), no PHP cache handling
+  symlink-reload       the same, then PHP reloaded: service php-fpm reload, or apachectl graceful for mod_php
+  symlink-opcache-reset  the same, then opcache_reset() + clearstatcache(true) requested through the site
+The symlink methods prune to three releases, as cutover.web does. A manual rollback puts the
+previous version back with the same method.
+
+A keep-alive connection that the server closes before answering (Apache closes idle
+keep-alive connections when its workers restart) is reopened and the request sent again, as
+browsers and HTTP libraries do for idempotent requests (RFC 9112, 9.3.1); those retries are
+reported, not counted as errors. Uploads use a new connection each and are never retried.
+
+Reports: a Markdown table on stdout and in bench/results/zero_downtime-<time>.md, raw counts in
+the .json beside it. The site, its vhosts (ports --port and up) and the Apache module choice
+are put back as they were at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import http.client
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+sys.path.insert(0, BENCH)
+
+from _common import Ansible, machine_info, prepare_workdir  # noqa: E402
+
+METHODS = ['cutover', 'mv-mv', 'rm-ln', 'rsync-delete', 'rsync-delay-updates', 'symlink', 'symlink-reload',
+           'symlink-opcache-reset']
+PHP_MODES = ['fpm', 'mod_php']
+PATHS = ['/index.php', '/assets/app.css', '/index.php', '/assets/app.js']
+MARK = re.compile(r'\b([a-z]+)=v(\d+)\b')
+KEEP = 3
+T0 = time.perf_counter()
+
+
+def log(msg):
+    print('[zd %7.1fs] %s' % (time.perf_counter() - T0, msg), file=sys.stderr, flush=True)
+
+
+def sh(script):
+    proc = subprocess.run(['sh', '-ec', script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError('%s failed (exit %d): %s' % (script, proc.returncode, proc.stdout.decode('utf-8', 'replace')))
+
+
+# --- the site --------------------------------------------------------------------------
+
+def write_version(dst, n, pause_us):
+    """Version n of the test site: every file carries v<n>."""
+    files = {
+        'public/index.php': (
+            "<?php\n"
+            "// release v{n}\n"
+            "$parts = array('index=v{n}');\n"
+            "require __DIR__ . '/inc/a.php';      // through __DIR__\n"
+            "usleep({p});\n"
+            "require 'inc/b.php';                 // through the relative include path\n"
+            "usleep({p});\n"
+            "require __DIR__ . '/../lib/c.php';   // outside the web root\n"
+            "header('Content-Type: text/plain');\n"
+            "echo implode(' ', $parts), \"\\n\";\n"),
+        'public/inc/a.php': "<?php\n$parts[] = 'a=v{n}';\n",
+        'public/inc/b.php': "<?php\n$parts[] = 'b=v{n}';\n",
+        'lib/c.php': "<?php\n$parts[] = 'c=v{n}';\n",
+        'public/upload.php': (
+            "<?php\n"
+            "// release v{n}\n"
+            "$name = basename(isset($_GET['name']) ? $_GET['name'] : '');\n"
+            "if ($name === '' || $_SERVER['REQUEST_METHOD'] !== 'POST') {{ http_response_code(400); exit; }}\n"
+            "if (@file_put_contents(__DIR__ . '/media/' . $name, \"upload $name\\n\") === false) {{\n"
+            "    http_response_code(500); echo \"not stored\\n\"; exit;\n"
+            "}}\n"
+            "echo \"stored $name by=v{n}\\n\";\n"),
+        'public/opcache-reset.php': (
+            "<?php\n"
+            "// release v{n}\n"
+            "$done = function_exists('opcache_reset') && opcache_reset();\n"
+            "clearstatcache(true);\n"
+            "echo $done ? \"reset\\n\" : \"no opcache\\n\";\n"),
+        'public/assets/app.css': "/* release=v{n} */\nbody {{ color: #{n:06d}; }}\n",
+        'public/assets/app.js': "// release=v{n}\nwindow.release = {n};\n",
+    }
+    for rel, text in files.items():
+        path = os.path.join(dst, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            f.write(text.format(n=n, p=pause_us))
+
+
+# --- the methods -----------------------------------------------------------------------
+
+class Method(object):
+    """A way to put version n live under root; deploy/rollback return when it reports done."""
+
+    symlinked = False
+
+    def __init__(self, name, root, port, sources, pause_us):
+        self.name = name
+        self.root = root
+        self.port = port
+        self.sources = sources
+        self.pause_us = pause_us
+        self.history = []  # the versions made live, in order; a rollback pops the last
+
+    def src(self, n):
+        path = os.path.join(self.sources, 'v%d' % n)
+        if not os.path.isdir(path):
+            write_version(path, n, self.pause_us)
+        return path
+
+    def live_media(self):
+        return os.path.join(self.root, 'current', 'public', 'media')
+
+    def vhost(self):
+        return {'apache_vhost_name': 'zd-' + self.name, 'apache_vhost_root': self.root,
+                'apache_vhost_port': self.port, 'apache_vhost_webroot': 'public'}
+
+    def prepare(self):
+        os.makedirs(self.root)
+        if self.symlinked:
+            os.makedirs(os.path.join(self.root, 'releases'))
+            os.makedirs(os.path.join(self.root, 'shared', 'media'))
+            shutil.chown(os.path.join(self.root, 'shared', 'media'), 'www-data', 'www-data')
+
+    def rollback(self, n):
+        self.deploy(n)
+
+
+class MvMv(Method):
+    def deploy(self, n):
+        r = shlex.quote(self.root)
+        sh('rm -rf {r}/new && cp -a {s} {r}/new && mkdir -p {r}/new/public/media && '
+           'if [ -d {r}/current ]; then cp -a {r}/current/public/media/. {r}/new/public/media/; fi && '
+           'chown www-data:www-data {r}/new/public/media && '
+           'if [ -d {r}/current ]; then mv {r}/current {r}/old; fi && mv {r}/new {r}/current && rm -rf {r}/old'
+           .format(r=r, s=shlex.quote(self.src(n))))
+
+
+class Rsync(Method):
+    options = ''
+
+    def deploy(self, n):
+        r = shlex.quote(self.root)
+        sh('mkdir -p {r}/current/public/media && chown www-data:www-data {r}/current/public/media && '
+           'rsync -a {o} --exclude=/public/media/ {s}/ {r}/current/'
+           .format(r=r, s=shlex.quote(self.src(n)), o=self.options))
+
+
+class RsyncDelete(Rsync):
+    options = '--delete'
+
+
+class RsyncDelayUpdates(Rsync):
+    options = '--delete-delay --delay-updates'
+
+
+class Releases(Method):
+    """The symlink methods: releases/v<n> with the shared media folder linked in."""
+
+    symlinked = True
+    switch = None
+
+    def release(self, n):
+        return os.path.join(self.root, 'releases', 'v%d' % n)
+
+    def deploy(self, n):
+        rel = self.release(n)
+        if not os.path.isdir(rel):
+            sh('cp -a {s} {d}.tmp && ln -s {m} {d}.tmp/public/media && mv {d}.tmp {d}'.format(
+                s=shlex.quote(self.src(n)), d=shlex.quote(rel), m=shlex.quote(os.path.join(self.root, 'shared', 'media'))))
+        sh(self.switch.format(r=shlex.quote(self.root), n=n))
+        self.after_switch()
+        self.prune(n)
+
+    def rollback(self, n):
+        sh(self.switch.format(r=shlex.quote(self.root), n=n))
+        self.after_switch()
+
+    def after_switch(self):
+        pass
+
+    def prune(self, live):
+        names = sorted(os.listdir(os.path.join(self.root, 'releases')), key=lambda x: int(x[1:]))
+        for name in names[:-KEEP]:
+            if name != 'v%d' % live:
+                shutil.rmtree(os.path.join(self.root, 'releases', name))
+
+
+class RmLn(Releases):
+    switch = 'rm -f {r}/current && ln -s releases/v{n} {r}/current'
+
+
+class Symlink(Releases):
+    switch = 'ln -sfn releases/v{n} {r}/current.tmp && mv -T {r}/current.tmp {r}/current'
+
+
+class SymlinkReload(Symlink):
+    """The atomic switch, then PHP's processes reloaded: PHP-FPM gracefully (its master re-execs and
+    its workers finish their request first), or, for mod_php, Apache gracefully."""
+
+    def after_switch(self):
+        if os.path.exists('/etc/apache2/mods-enabled/php%s.load' % php_version()):
+            sh('apache2ctl graceful')
+        else:
+            sh('service php%s-fpm reload >/dev/null' % php_version())
+
+
+class SymlinkOpcacheReset(Symlink):
+    """The atomic switch, then opcache_reset() and clearstatcache(true) called through the site, as
+    many deploy tools do (it runs in whichever worker answers that request)."""
+
+    def after_switch(self):
+        c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=10)
+        c.request('GET', '/opcache-reset.php')
+        c.getresponse().read()
+        c.close()
+
+
+def php_version():
+    out = subprocess.run(['php', '-r', 'echo PHP_MAJOR_VERSION . "." . PHP_MINOR_VERSION;'], stdout=subprocess.PIPE,
+                         check=True).stdout.decode()
+    return out.strip()
+
+
+class Cutover(Method):
+    symlinked = True
+
+    def __init__(self, name, root, port, sources, pause_us, ansible, php):
+        super(Cutover, self).__init__(name, root, port, sources, pause_us)
+        self.ansible = ansible
+        self.php = php
+
+    def prepare(self):
+        pass  # the deploy role makes the root
+
+    def deploy(self, n):
+        extra = dict(self.vhost(), cutover_apache_vhost=True, apache_vhost_php=self.php,
+                     deploy_root=self.root, deploy_src=self.src(n), deploy_keep=KEEP,
+                     deploy_shared_dirs=['public/media'], deploy_shared_owner='www-data',
+                     deploy_shared_group='www-data')
+        self.ansible.play('cutover.web.deploy', extra)
+
+    def rollback(self, n):
+        self.ansible.play('cutover.web.rollback', dict(self.vhost(), rollback_root=self.root,
+                                                       rollback_apache_vhost_name='zd-' + self.name,
+                                                       rollback_webroot='public'))
+
+
+CLASSES = {'cutover': Cutover, 'mv-mv': MvMv, 'rm-ln': RmLn, 'rsync-delete': RsyncDelete,
+           'rsync-delay-updates': RsyncDelayUpdates, 'symlink': Symlink, 'symlink-reload': SymlinkReload,
+           'symlink-opcache-reset': SymlinkOpcacheReset}
+
+
+# --- load -------------------------------------------------------------------------------
+
+RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, http.client.BadStatusLine)
+
+
+class Load(object):
+    """Keep-alive readers and one uploader against 127.0.0.1:port, recording every response."""
+
+    def __init__(self, port, clients, think, upload_every):
+        self.port = port
+        self.clients = clients
+        self.think = think
+        self.upload_every = upload_every
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.records = []      # (start, end, path, status, versions:frozenset, mixed:bool)
+        self.errors = collections.Counter()
+        self.retries = 0
+        self.uploads = []      # names the site said it stored
+        self.upload_failures = collections.Counter()
+        self.threads = []
+
+    def start(self):
+        for i in range(self.clients):
+            self.threads.append(threading.Thread(target=self.reader, args=(i,), daemon=True))
+        self.threads.append(threading.Thread(target=self.uploader, daemon=True))
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+    def connect(self):
+        return http.client.HTTPConnection('127.0.0.1', self.port, timeout=30)
+
+    def reader(self, i):
+        conn, used, k = None, False, i
+        while not self.stop.is_set():
+            path = PATHS[k % len(PATHS)]
+            k += 1
+            start = time.time()
+            for attempt in (1, 2):
+                if conn is None:
+                    conn, used = self.connect(), False
+                try:
+                    conn.request('GET', path)
+                    resp = conn.getresponse()
+                    body = resp.read().decode('utf-8', 'replace')
+                    status = resp.status
+                    used = True
+                    if resp.will_close:
+                        conn.close()
+                        conn = None
+                    break
+                except RETRYABLE as e:
+                    conn.close()
+                    conn, was_used = None, used
+                    if was_used and attempt == 1:
+                        with self.lock:
+                            self.retries += 1
+                        continue
+                    status, body = 'error: %s' % type(e).__name__, None
+                    break
+                except (OSError, http.client.HTTPException) as e:
+                    conn.close()
+                    conn = None
+                    status, body = 'error: %s' % type(e).__name__, None
+                    break
+            end = time.time()
+            versions = frozenset(int(v) for _, v in MARK.findall(body)) if body else frozenset()
+            with self.lock:
+                if body is None:
+                    self.errors[status] += 1
+                else:
+                    self.records.append((start, end, path, status, versions))
+            if self.think:
+                self.stop.wait(self.think)
+        if conn is not None:
+            conn.close()
+
+    def uploader(self):
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            name = 'u%06d.txt' % n
+            conn = self.connect()
+            try:
+                conn.request('POST', '/upload.php?name=' + name, body=b'', headers={'Connection': 'close'})
+                resp = conn.getresponse()
+                body = resp.read().decode('utf-8', 'replace')
+                if resp.status == 200 and body.startswith('stored ' + name):
+                    with self.lock:
+                        self.uploads.append(name)
+                else:
+                    with self.lock:
+                        self.upload_failures[resp.status] += 1
+            except (OSError, http.client.HTTPException) as e:
+                with self.lock:
+                    self.upload_failures['error: %s' % type(e).__name__] += 1
+            finally:
+                conn.close()
+            self.stop.wait(self.upload_every)
+
+
+def judge(records, ops, first):
+    """Count statuses, MIXED and STALE responses given the operations' timeline.
+
+    ops: [(started, done, version live before, version live after)] in order; first: the version
+    live before the first op. A response may show the version live when it started, or either
+    side of any op that overlapped it; any other version is STALE."""
+    counts = collections.Counter()
+    statuses = collections.Counter()
+    stale_examples = []
+    for start, end, path, status, versions in records:
+        counts['requests'] += 1
+        if not 200 <= status < 300:
+            statuses[status] += 1
+            continue
+        if len(versions) > 1:
+            counts['mixed'] += 1
+        live = first
+        allowed = set()
+        for op_start, op_done, before, after in ops:
+            if op_done <= start:
+                live = after
+            elif op_start <= end:
+                allowed.update((before, after))
+        allowed.add(live)
+        if not versions or not versions <= allowed:
+            counts['stale'] += 1
+            if len(stale_examples) < 5:
+                stale_examples.append('%s at +%.2fs showed %s, expected %s' % (
+                    path, start - ops[0][0] if ops else 0, sorted(versions), sorted(allowed)))
+    return counts, statuses, stale_examples
+
+
+# --- Apache -----------------------------------------------------------------------------
+
+def apache_modules():
+    d = '/etc/apache2/mods-enabled'
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def setup_vhosts(ansible, methods, php, workdir):
+    """One run of the apache_vhost role per site, in the PHP mode asked."""
+    play = os.path.join(workdir, 'vhosts.yml')
+    with open(play, 'w') as f:
+        json.dump([{
+            'hosts': 'bench', 'gather_facts': True,
+            'tasks': [{'name': 'Set up the vhost of ' + m.name,
+                       'ansible.builtin.include_role': {'name': 'cutover.web.apache_vhost'},
+                       'vars': dict(m.vhost(), apache_vhost_php=php)} for m in methods]}], f)
+    ansible.play(play, {})
+
+
+def remove_vhosts(names, ports, modules_before):
+    """Put Apache back as it was: no vhost or Listen line of ours, the modules of before."""
+    for name in names:
+        conf = 'cutover-zd-%s.conf' % name
+        for path in ('/etc/apache2/sites-enabled/' + conf, '/etc/apache2/sites-available/' + conf,
+                     '/etc/apache2/cutover/zd-%s-release.conf' % name):
+            if os.path.lexists(path):
+                os.unlink(path)
+    ours = ['Listen %d' % port for port in ports]
+    with open('/etc/apache2/ports.conf') as f:
+        lines = f.readlines()
+    with open('/etc/apache2/ports.conf', 'w') as f:
+        f.writelines(line for line in lines if ' '.join(line.split()) not in ours)
+    now = apache_modules()
+    off = [m[:-5] for m in now if m.endswith('.load') and m not in modules_before]
+    on = [m[:-5] for m in modules_before if m.endswith('.load') and m not in now]
+    if off:
+        subprocess.run(['a2dismod', '-q'] + off, check=False)
+    if on:
+        subprocess.run(['a2enmod', '-q'] + on, check=False)
+    if off or on:
+        subprocess.run(['apache2ctl', 'restart'], check=False)
+    else:
+        subprocess.run(['apache2ctl', 'graceful'], check=False)
+
+
+# --- one run ----------------------------------------------------------------------------
+
+def wait_serving(port, version, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            c = http.client.HTTPConnection('127.0.0.1', port, timeout=2)
+            c.request('GET', '/index.php')
+            body = c.getresponse().read().decode()
+            if set(int(v) for _, v in MARK.findall(body)) == {version}:
+                return
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError('port %d does not serve v%d' % (port, version))
+
+
+def run_method(method, args):
+    """Deploy v1 quietly, then deploys and rollbacks under load; returns the counts."""
+    method.prepare()
+    method.deploy(1)
+    method.history.append(1)
+    wait_serving(method.port, 1)
+    # The uploads of the years before: a media folder that takes a while to copy.
+    media = method.live_media()
+    seeded = ['seed%05d.jpg' % i for i in range(args.media_files)]
+    blob = os.urandom(args.media_kib * 1024)
+    for name in seeded:
+        with open(os.path.join(media, name), 'wb') as f:
+            f.write(blob)
+    sh('chown -R www-data:www-data %s/.' % shlex.quote(media))
+    time.sleep(args.settle)
+    load = Load(method.port, args.clients, args.think_ms / 1000.0, args.upload_every)
+    load.start()
+    time.sleep(args.settle)
+    ops = []
+    n, deploys, rollbacks = 1, 0, 0
+    every = max(1, args.deploys // max(1, args.rollbacks)) if args.rollbacks else 0
+    began = time.time()
+    while deploys < args.deploys or rollbacks < args.rollbacks or len(load.records) < args.min_requests:
+        before = method.history[-1]
+        if every and deploys and deploys % every == 0 and ops and ops[-1][4] == 'deploy' and len(method.history) > 1:
+            after = method.history[-2]
+            t = time.time()
+            method.rollback(after)
+            method.history.pop()
+            rollbacks += 1
+            kind = 'rollback'
+        else:
+            n += 1
+            after = n
+            t = time.time()
+            method.deploy(n)
+            method.history.append(n)
+            deploys += 1
+            kind = 'deploy'
+        ops.append((t, time.time(), before, after, kind))
+        log('%s: %s v%d -> v%d in %.2fs (%d requests so far)' % (method.name, kind, before, after, ops[-1][1] - t,
+                                                                  len(load.records)))
+        time.sleep(args.settle)
+    load.finish()
+    elapsed = time.time() - began
+    time.sleep(0.5)
+    lost = [u for u in seeded + load.uploads if not os.path.exists(os.path.join(media, u))]
+    counts, statuses, examples = judge(load.records, [o[:4] for o in ops], 1)
+    return {
+        'method': method.name, 'deploys': deploys, 'rollbacks': rollbacks, 'seconds': round(elapsed, 1),
+        'requests': counts['requests'] + sum(load.errors.values()), 'non_2xx': dict((str(k), v) for k, v in statuses.items()),
+        'connection_errors': dict(load.errors), 'keepalive_retries': load.retries,
+        'mixed': counts['mixed'], 'stale': counts['stale'], 'stale_examples': examples,
+        'uploads': len(load.uploads) + len(seeded), 'uploads_lost': len(lost), 'lost_examples': lost[:5],
+        'upload_failures': dict((str(k), v) for k, v in load.upload_failures.items()),
+        'op_seconds': sorted(round(o[1] - o[0], 2) for o in ops),
+    }
+
+
+def cell_counts(d):
+    if not d:
+        return '0'
+    return '%d (%s)' % (sum(d.values()), ', '.join('%s: %d' % (k, v) for k, v in sorted(d.items())))
+
+
+def table(results):
+    lines = ['| PHP | method | deploys + rollbacks | s per deploy or rollback, median (max) | requests | non-2xx '
+             '| connection errors | MIXED | STALE | uploads lost (of stored) | upload failures | keep-alive retries |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+    for r in results:
+        ops = r['op_seconds']
+        lines.append('| %s | %s | %d + %d | %.2f (%.2f) | %d | %s | %s | %d | %d | %d (of %d) | %s | %d |' % (
+            r['php'], r['method'], r['deploys'], r['rollbacks'], ops[len(ops) // 2], ops[-1], r['requests'],
+            cell_counts(r['non_2xx']), cell_counts(r['connection_errors']), r['mixed'], r['stale'],
+            r['uploads_lost'], r['uploads'], cell_counts(r['upload_failures']), r['keepalive_retries']))
+    return '\n'.join(lines)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--php', default=','.join(PHP_MODES), help='PHP modes, comma-separated (fpm, mod_php)')
+    p.add_argument('--methods', default=','.join(METHODS), help='methods, comma-separated: ' + ', '.join(METHODS))
+    p.add_argument('--deploys', type=int, default=20)
+    p.add_argument('--rollbacks', type=int, default=5)
+    p.add_argument('--min-requests', type=int, default=20000,
+                   help='cutover.web goes on deploying and rolling back until it has served this many requests')
+    p.add_argument('--clients', type=int, default=4, help='keep-alive reader connections')
+    p.add_argument('--think-ms', type=float, default=10.0, help='pause of each client between two requests')
+    p.add_argument('--media-files', type=int, default=2000, help='files in the media folder before the first deploy')
+    p.add_argument('--media-kib', type=int, default=64, help='size of each of those files')
+    p.add_argument('--upload-every', type=float, default=0.05, help='seconds between uploads')
+    p.add_argument('--settle', type=float, default=3.0, help='seconds of load after each deploy or rollback')
+    p.add_argument('--pause-ms', type=float, default=15.0, help='pause between the includes of the page')
+    p.add_argument('--port', type=int, default=18091, help='first port of the sites (one per method)')
+    p.add_argument('--workdir', default='/var/tmp/cutover-zero-downtime')
+    p.add_argument('--venv', default=os.path.join(REPO, '.venv'))
+    p.add_argument('--collections', default=os.path.join(REPO, '.work', 'collections'))
+    p.add_argument('--results', default=os.path.join(BENCH, 'results'))
+    p.add_argument('--expect-zero', action='store_true',
+                   help='exit 1 unless cutover.web had no error, MIXED, STALE or lost upload (for tests)')
+    args = p.parse_args(argv)
+    args.php = [x for x in args.php.split(',') if x]
+    args.methods = [x for x in args.methods.split(',') if x]
+    for x in args.php:
+        if x not in PHP_MODES:
+            p.error('unknown PHP mode %s' % x)
+    for x in args.methods:
+        if x not in METHODS:
+            p.error('unknown method %s' % x)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit('Run this benchmark as root: it configures Apache.')
+    for tool in ('apache2ctl', 'rsync'):
+        if not shutil.which(tool):
+            sys.exit('%s is missing: run ./dev setup first.' % tool)
+    prepare_workdir(args.workdir)
+    os.chmod(args.workdir, 0o755)  # Apache and PHP walk through it
+    ansible = Ansible(args.workdir, args.venv, args.collections)
+    sources = os.path.join(args.workdir, 'sources')
+    pause_us = int(args.pause_ms * 1000)
+    ports = [args.port + i for i in range(len(args.methods))]
+    info = machine_info(args.workdir)
+    modules_before = apache_modules()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    results = []
+    try:
+        for php in args.php:
+            methods = []
+            for name, port in zip(args.methods, ports):
+                root = os.path.join(args.workdir, php, name)
+                if name == 'cutover':
+                    methods.append(Cutover(name, root, port, sources, pause_us, ansible, php))
+                else:
+                    methods.append(CLASSES[name](name, root, port, sources, pause_us))
+            log('%s: setting up %d vhosts' % (php, len(methods)))
+            setup_vhosts(ansible, methods, php, args.workdir)
+            for m in methods:
+                log('%s: %s' % (php, m.name))
+                r = run_method(m, args)
+                r['php'] = php
+                results.append(r)
+                log(json.dumps(r))
+    finally:
+        remove_vhosts(args.methods, ports, modules_before)
+    report = render(args, info, started, results)
+    print(report)
+    os.makedirs(args.results, exist_ok=True)
+    stem = os.path.join(args.results, 'zero_downtime-%s' % started.strftime('%Y%m%dT%H%M%SZ'))
+    with open(stem + '.md', 'w') as f:
+        f.write(report + '\n')
+    with open(stem + '.json', 'w') as f:
+        json.dump({'args': vars(args), 'machine': info, 'results': results}, f, indent=1)
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    if args.expect_zero:
+        bad = [r for r in results if r['method'] == 'cutover' and (
+            r['non_2xx'] or r['connection_errors'] or r['mixed'] or r['stale'] or r['uploads_lost']
+            or r['upload_failures'])]
+        if bad:
+            sys.exit('cutover.web was not zero-downtime: %s' % json.dumps(bad))
+
+
+def render(args, info, started, results):
+    cmd = 'python3 bench/zero_downtime.py ' + ' '.join(shlex.quote(a) for a in sys.argv[1:])
+    apache = subprocess.run(['apache2ctl', '-v'], stdout=subprocess.PIPE, check=False).stdout.decode().splitlines()
+    php = subprocess.run(['php', '-v'], stdout=subprocess.PIPE, check=False).stdout.decode().splitlines() \
+        if shutil.which('php') else ['?']
+    return '\n'.join([
+        '- Date: %s (UTC)' % started.strftime('%Y-%m-%d %H:%M'),
+        '- Command: `%s`' % cmd.strip(),
+        '- Machine: %s CPUs, %s; %s RAM; %s; %s' % (info['nproc'], info['cpu'], info['mem'], info['kernel'], socket.gethostname()),
+        '- Apache: %s; PHP: %s' % (apache[0].split(':', 1)[-1].strip() if apache else '?', php[0] if php else '?'),
+        '- Load: %d keep-alive clients (page, CSS, page, JS in a loop, %.0f ms between two requests), the page '
+        'pausing %.0f ms between each of its includes; one upload every %.2f s into a media folder that held %d files of %d KiB '
+        'before; %.1f s of load after each deploy or rollback.' % (
+            args.clients, args.think_ms, args.pause_ms, args.upload_every, args.media_files, args.media_kib, args.settle),
+        '',
+        table(results),
+    ])
+
+
+if __name__ == '__main__':
+    main()
