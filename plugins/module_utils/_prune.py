@@ -9,9 +9,10 @@ Kept, always: the current release, the rollback target, ids in ``protect``, and 
 ``keep`` ready releases by recorded deploy order. Failed and bad releases go once they have been
 marked longer than ``failed_older_than``; staging leftovers once they are older than
 ``staging_older_than`` (the start time is part of their name). Directories the history does not
-know are never touched. Nothing outside ``releases/`` and ``.cutover/staging/`` is ever removed,
-and no symlink is ever followed: a release is first renamed into ``.cutover/trash/`` (so it
-vanishes from releases/ in one step) and then deleted.
+know are never touched. A release goes with the database backups taken before its migrations
+(``.cutover/backups/<id>``). Nothing outside ``releases/``, ``.cutover/staging/`` and
+``.cutover/backups/`` is ever removed, and no symlink is ever followed: a release is first renamed
+into ``.cutover/trash/`` (so it vanishes from releases/ in one step) and then deleted.
 """
 
 from __future__ import annotations
@@ -29,14 +30,18 @@ def _inside(path, parent):
     return os.path.dirname(os.path.normpath(path)) == parent
 
 
-def remove_tree(layout, path, parent):
-    """Remove ``path``, a real directory directly inside ``parent``; refuse anything else."""
-    if parent not in (layout.releases_dir, layout.staging_dir) or not _inside(path, parent):
-        raise CutoverError('Refusing to delete %s: cutover.web only deletes inside %s and %s.'
-                           % (path, layout.releases_dir, layout.staging_dir), path=path)
+def _check_removable(layout, path, parent):
+    if parent not in (layout.releases_dir, layout.staging_dir, layout.backups_dir) or not _inside(path, parent):
+        raise CutoverError('Refusing to delete %s: cutover.web only deletes inside %s, %s and %s.'
+                           % (path, layout.releases_dir, layout.staging_dir, layout.backups_dir), path=path)
     st = os.lstat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise CutoverError('Refusing to delete %s: it is not a real directory.' % path, path=path)
+
+
+def remove_tree(layout, path, parent):
+    """Remove ``path``, a real directory directly inside ``parent``; refuse anything else."""
+    _check_removable(layout, path, parent)
     if not os.path.isdir(layout.trash_dir):
         os.mkdir(layout.trash_dir, 0o700)
     trash = os.path.join(layout.trash_dir, '%s.%d.%d' % (os.path.basename(path), int(time.time()), os.getpid()))
@@ -55,6 +60,9 @@ def remove_release(layout, release_id, check_mode=False):
     if os.path.islink(path):
         raise CutoverError('%s is a symlink to %s; cutover.web never follows links in releases/.'
                            % (path, os.readlink(path)), path=path)
+    backup = layout.backup_dir(release_id)
+    if os.path.lexists(backup):
+        _check_removable(layout, backup, layout.backups_dir)
     if check_mode:
         return True
     remove_tree(layout, path, layout.releases_dir)
@@ -63,6 +71,8 @@ def remove_release(layout, release_id, check_mode=False):
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise
+    if os.path.lexists(backup):
+        remove_tree(layout, backup, layout.backups_dir)
     layout.append_history('removed', release_id)
     return True
 
@@ -110,9 +120,10 @@ def plan(layout, keep, protect=(), failed_older_than=86400, staging_older_than=3
 
 def prune(layout, keep, protect=(), failed_older_than=86400, staging_older_than=3600, check_mode=False):
     removed, staging, kept = plan(layout, keep, protect, failed_older_than, staging_older_than)
+    for rid in removed:
+        # In check mode this makes the same refusals a real run would, and removes nothing.
+        remove_release(layout, rid, check_mode=check_mode)
     if not check_mode:
-        for rid in removed:
-            remove_release(layout, rid)
         for name in staging:
             remove_tree(layout, os.path.join(layout.staging_dir, name), layout.staging_dir)
     return {

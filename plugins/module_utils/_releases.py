@@ -146,9 +146,14 @@ class Layout(object):
         self.staging_dir = os.path.join(self.state_dir, 'staging')
         self.trash_dir = os.path.join(self.state_dir, 'trash')
         self.repos_dir = os.path.join(self.state_dir, 'repos')
+        self.backups_dir = os.path.join(self.state_dir, 'backups')
         self.lock_file = os.path.join(self.state_dir, 'deploy.lock')
 
     # -- paths ---------------------------------------------------------------------------
+    def backup_dir(self, release_id):
+        """Where the database backups taken before a release's migrations are kept (pruned with it)."""
+        return os.path.join(self.backups_dir, release_id)
+
     def release_path(self, release_id):
         return os.path.join(self.releases_dir, validate_release_id(release_id))
 
@@ -287,6 +292,8 @@ class Layout(object):
             elif event == 'marked':
                 rel.mark = entry.get('state', rel.mark)
                 rel.marked = entry.get('epoch')
+            elif event == 'schema':
+                rel.schema = entry.get('version')
             elif event == 'removed':
                 known.pop(rid, None)
 
@@ -343,7 +350,23 @@ class Layout(object):
             'source': rel.source,
             'current': rel.id == current,
             'rollback_target': rel.id == rollback,
+            'schema_version': rel.schema,
         }
+
+    def record_schema(self, release_id, version, check_mode=False):
+        """Record the database schema version ``release_id`` expects; return whether it changed."""
+        if not isinstance(version, str) or not version.strip() or '\n' in version:
+            raise CutoverError('The schema version %r for %s is not usable: give a non-empty, one-line string.'
+                               % (version, self.release_path(release_id)), path=self.release_path(release_id))
+        rel = self.releases().get(release_id)
+        if rel is None or rel.mark == 'unknown':
+            raise CutoverError('The release %s does not exist (or was not made by cutover.web), so its schema version '
+                               'cannot be recorded.' % self.release_path(release_id), path=self.release_path(release_id))
+        if rel.schema == version:
+            return False
+        if not check_mode:
+            self.append_history('schema', release_id, version=version, previous=rel.schema)
+        return True
 
 
 def staging_name(release_id, now=None):

@@ -20,6 +20,8 @@ description:
   - A source whose content equals an existing ready release yields that release with C(changed=false).
   - Also removes a release (O(state=absent)), never the current one, and records a release as
     V(failed) or V(bad) so it can neither go live nor be picked as rollback target.
+  - Records the database schema version a release expects (O(schema_version)), which
+    M(cutover.web.release_info) reports and a rollback compares.
 author:
   - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
@@ -121,6 +123,13 @@ options:
       - Cannot be combined with O(exclude) (leave paths out while pushing).
     type: bool
     default: false
+  schema_version:
+    description:
+      - The database schema version the release expects (for example the id of the last migration it
+        applied), recorded in the history. With O(src) or O(git_repo), for the release made or found;
+        alone, for the existing release O(id).
+      - Recording the version already recorded changes nothing.
+    type: str
 notes:
   - Hardlinked files are shared between releases. Build steps that change files in a release must replace
     them (write a new file and rename it, as composer, npm and most tools do), not edit them in place.
@@ -147,6 +156,12 @@ EXAMPLES = r"""
     dest: /srv/www/shop/.cutover/staging/push-1/
     checksum: true
     rsync_opts: [--link-dest=/srv/www/shop/current/]
+
+- name: Record the schema version the release expects, after its migrations ran
+  cutover.web.release_dir:
+    root: /srv/www/shop
+    id: "{{ release.id }}"
+    schema_version: "0004-expand-add-stock"
 
 - name: Make that pushed tree the release itself, without a copy
   cutover.web.release_dir:
@@ -262,6 +277,11 @@ special_skipped:
   returned: when a release was made
   type: list
   elements: str
+schema_version:
+  description: The schema version recorded for the release, when O(schema_version) was given.
+  returned: when O(schema_version) is set
+  type: str
+  sample: 0004-expand-add-stock
 source_removed:
   description: With O(move_source), true when the source equalled an existing release and was removed.
   returned: when O(move_source) is set, an existing release was returned and not in check mode
@@ -278,7 +298,25 @@ from ansible_collections.cutover.web.plugins.module_utils._sources import git_so
 
 
 def present(module, layout):
-    result = _present(module, layout)
+    p = module.params
+    if p['src'] is None and p['git_repo'] is None:
+        if not p['id']:
+            raise CutoverError('Recording a schema version without a source needs the id of the release.',
+                               path=layout.releases_dir)
+        known = layout.releases().get(p['id'])
+        before = known.schema if known is not None else None
+        changed = layout.record_schema(p['id'], p['schema_version'], check_mode=module.check_mode)
+        result = {'changed': changed, 'id': p['id'], 'release_path': layout.release_path(p['id']),
+                  'schema_version': p['schema_version'],
+                  'diff': {'before': '%s schema: %s\n' % (p['id'], before),
+                           'after': '%s schema: %s\n' % (p['id'], p['schema_version'])}}
+    else:
+        result = _present(module, layout)
+        if p['schema_version'] is not None:
+            changed = layout.record_schema(result['id'], p['schema_version'], check_mode=module.check_mode) \
+                if not (module.check_mode and result['changed']) else True
+            result['changed'] = result['changed'] or changed
+            result['schema_version'] = p['schema_version']
     result['current'] = layout.current_id()
     return result
 
@@ -349,10 +387,11 @@ def main():
             sync=dict(type='bool', default=True),
             stamp=dict(type='str'),
             move_source=dict(type='bool', default=False),
+            schema_version=dict(type='str'),
         ),
         mutually_exclusive=[('src', 'git_repo')],
         required_if=[
-            ('state', 'present', ('src', 'git_repo'), True),
+            ('state', 'present', ('src', 'git_repo', 'schema_version'), True),
             ('state', 'absent', ('id',)),
             ('state', 'failed', ('id',)),
             ('state', 'bad', ('id',)),

@@ -86,6 +86,9 @@ releases:
     rollback_target:
       description: Whether a rollback would go to it.
       type: bool
+    schema_version:
+      description: The database schema version the release expects, as recorded after its migrations, or null.
+      type: str
 staging:
   description: Builds in progress or left over in C(.cutover/staging).
   returned: always

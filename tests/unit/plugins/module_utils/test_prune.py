@@ -224,3 +224,27 @@ def test_nothing_to_prune_on_a_fresh_root(layout):
     assert result['changed'] is False
     assert (result['removed'], result['removed_staging'], result['kept']) == ([], [], [])
     assert not os.path.exists(layout.root)
+
+
+def test_database_backups_go_with_their_release_only(layout, tmp_path):
+    make(layout, tmp_path, 'r1', 'r2', 'r3')
+    switch(layout, release='r3')
+    for rid in ('r1', 'r3'):
+        write_tree(layout.backup_dir(rid), {'expand.sqlite3': 'backup before ' + rid})
+    # A symlink where a backup directory would be is never followed.
+    outside = write_tree(tmp_path / 'elsewhere', {'keep.txt': 'not ours'})
+    os.symlink(outside, layout.backup_dir('r2'))
+
+    with pytest.raises(CutoverError, match=r'Refusing to delete .*backups/r2: it is not a real directory'):
+        prune(layout, keep=1, check_mode=True)
+    with pytest.raises(CutoverError, match=r'Refusing to delete .*backups/r2: it is not a real directory'):
+        prune(layout, keep=1)
+    # Refused before r2 was touched (r1, removed first, went with its backup).
+    assert read(os.path.join(outside, 'keep.txt')) == b'not ours'
+    assert on_disk(layout) == ['r2', 'r3'] and not os.path.lexists(layout.backup_dir('r1'))
+    os.unlink(layout.backup_dir('r2'))
+
+    result = prune(layout, keep=1)
+    assert result['removed'] == ['r2']
+    assert sorted(os.listdir(layout.backups_dir)) == ['r3']
+    assert read(os.path.join(layout.backup_dir('r3'), 'expand.sqlite3')) == b'backup before r3'

@@ -220,3 +220,34 @@ def test_staging_entries_list_leftovers_with_start_time(layout):
     before = snapshot(layout.root)
     layout.releases()
     assert snapshot(layout.root) == before
+
+
+def test_schema_version_is_recorded_once_and_reported(layout, tmp_path):
+    new_release(layout, tmp_path / 'src', {'index.php': '<?php echo 1;'}, 'r1')
+    assert layout.releases()['r1'].schema is None
+
+    assert layout.record_schema('r1', '0002-expand-stock', check_mode=True) is True
+    assert layout.releases()['r1'].schema is None
+    assert layout.record_schema('r1', '0002-expand-stock') is True
+    assert layout.record_schema('r1', '0002-expand-stock') is False
+    rel = layout.releases()['r1']
+    assert rel.schema == '0002-expand-stock'
+    assert layout.describe(rel, None, None)['schema_version'] == '0002-expand-stock'
+    event = layout.read_history()[-1]
+    assert (event['event'], event['release'], event['version'], event['previous']) == \
+        ('schema', 'r1', '0002-expand-stock', None)
+
+
+@pytest.mark.parametrize('version', ['', '   ', 'two\nlines', None])
+def test_unusable_schema_version_is_refused(layout, tmp_path, version):
+    new_release(layout, tmp_path / 'src', {'a': 'b'}, 'r1')
+    before = layout.read_history()
+    with pytest.raises(CutoverError, match=r'The schema version .* for .*r1 is not usable'):
+        layout.record_schema('r1', version)
+    assert layout.read_history() == before
+
+
+def test_schema_version_of_a_missing_release_is_refused(layout):
+    layout.ensure_dirs()
+    with pytest.raises(CutoverError, match=r'releases/nope does not exist .* so its schema version cannot be recorded'):
+        layout.record_schema('nope', '1')
