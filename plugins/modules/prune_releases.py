@@ -18,9 +18,11 @@ description:
     C(releases/) that the history does not know.
   - Removes V(failed) and V(bad) releases marked longer ago than O(failed_older_than), and build leftovers
     in C(.cutover/staging/) older than O(staging_older_than).
-  - Never follows a symlink and never deletes anything outside C(<root>/releases) and
-    C(<root>/.cutover/staging). A release is renamed out of C(releases/) in one step before it is deleted,
-    so a half-deleted release is never visible there.
+  - A removed release goes with the database backups taken before its migrations, in
+    C(<root>/.cutover/backups/<id>).
+  - Never follows a symlink and never deletes anything outside C(<root>/releases),
+    C(<root>/.cutover/staging) and C(<root>/.cutover/backups). A release is renamed out of C(releases/) in
+    one step before it is deleted, so a half-deleted release is never visible there.
 author:
   - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
