@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The migrate role against real databases: SQLite, and a PostgreSQL server this test starts
+# (a cluster of its own in a temporary directory, on 127.0.0.1:55433). For each engine:
+# expand migrations in check mode (listed, none run), for real (applied, schema version
+# recorded), again (no change, no backup), a release with one more migration (backed up
+# first), and a release whose second new migration fails (the database as it was, rows
+# written before intact, the error naming the migration, the password never shown).
+set -eu -o pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+COLL=
+IFS=: read -ra paths <<<"$ANSIBLE_COLLECTIONS_PATH"
+for p in "${paths[@]}"; do
+    if [[ -f $p/ansible_collections/cutover/web/examples/shop/v1/bin/migrate ]]; then
+        COLL=$p/ansible_collections/cutover/web
+        break
+    fi
+done
+[[ -n $COLL ]] || { echo "cutover.web is not on ANSIBLE_COLLECTIONS_PATH" >&2; exit 1; }
+
+OUT=$(mktemp -d)
+chmod 755 "$OUT"
+PGBIN=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
+PGPORT=55433
+PASSWORD='sécret pw 8731'
+cleanup() {
+    if [[ -f $OUT/pg/data/postmaster.pid ]]; then
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$OUT/pg/data" -m fast -w stop >/dev/null || true
+    fi
+    rm -rf "$OUT"
+}
+trap cleanup EXIT
+export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
+
+step() { printf '\n=== %s\n' "$*"; }
+fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+
+# The application: the example shop's migration adapter (yoyo-migrations) and a set of migrations.
+for v in v1 v2 v3; do
+    mkdir -p "$OUT/src/$v/bin"
+    cp -a "$HERE/files/$v/migrations" "$OUT/src/$v/"
+    cp "$COLL/examples/shop/v1/bin/migrate" "$OUT/src/$v/bin/"
+done
+
+# play ENGINE RID SRC [ARGS...]: run migrate.yml; the output goes to $OUT/last.
+play() {
+    local engine=$1 rid=$2 src=$3
+    shift 3
+    ansible-playbook -i "$HERE/inventory.ini" "$HERE/migrate.yml" -e "@$OUT/$engine.json" \
+        -e rid="$rid" -e src="$OUT/src/$src" "$@" 2>&1 | tee "$OUT/last"
+}
+expect_recap() {
+    grep -E '^testhost +:' "$OUT/last" | tail -1 | grep -q -- "$1" || fail "expected $1 in the recap"
+}
+expect_output() { grep -q -- "$1" "$OUT/last" || fail "expected '$1' in the output"; }
+no_secret() { ! grep -q -- "$PASSWORD" "$OUT/last" || fail "the database password appeared in the output"; }
+schema_of() { # RID: the schema version release_info reports
+    ansible -i "$HERE/inventory.ini" testhost -m cutover.web.release_info -a "root=$ROOT" -o 2>/dev/null |
+        sed 's/^[^{]*//' | python3 -c '
+import json, sys
+info = json.load(sys.stdin)
+print(next((r["schema_version"] for r in info["releases"] if r["id"] == sys.argv[1]), "missing"))' "$1"
+}
+
+run_engine() {
+    local engine=$1
+    ROOT=$OUT/$engine-site
+    step "$engine: expand in check mode lists the migrations and runs none"
+    ansible -i "$HERE/inventory.ini" testhost -m cutover.web.release_dir -a "root=$ROOT src=$OUT/src/v1 id=r1" >/dev/null
+    play "$engine" r1 v1 --check
+    expect_output '0001-expand-create-products'
+    expect_output '0002-expand-seed-products'
+    [[ $(sql "$engine" "SELECT count(*) FROM information_schema.tables WHERE table_name = 'products'") == 0 ]] ||
+        fail "check mode created the products table"
+
+    step "$engine: expand applies them and records the schema version"
+    play "$engine" r1 v1
+    expect_recap 'failed=0'
+    [[ $(sql "$engine" "SELECT count(*) FROM products") == 3 ]] || fail "the products were not seeded"
+    [[ $(schema_of r1) == 0002-expand-seed-products ]] || fail "r1's schema is $(schema_of r1)"
+
+    step "$engine: again: nothing pending, no change, no backup"
+    before=$(ls -A "$ROOT/.cutover/backups/r1" 2>/dev/null || true)
+    play "$engine" r1 v1
+    expect_recap 'changed=0'
+    [[ $(ls -A "$ROOT/.cutover/backups/r1" 2>/dev/null || true) == "$before" ]] || fail "a backup was taken with nothing pending"
+
+    step "$engine: a release with one more migration: backed up, then applied"
+    sql "$engine" "INSERT INTO products (id, name, price_cents) VALUES (4, 'Written by v1', 100)" >/dev/null
+    play "$engine" r2 v2
+    expect_recap 'failed=0'
+    [[ -s $ROOT/.cutover/backups/r2/expand.$2 ]] || fail "no backup before r2's migrations"
+    [[ $(sql "$engine" "SELECT count(*) FROM products WHERE stock = 0") == 4 ]] || fail "stock was not added"
+    [[ $(schema_of r2) == 0003-expand-add-stock ]] || fail "r2's schema is $(schema_of r2)"
+
+    step "$engine: the second of two new migrations fails: database as before, the error names it"
+    if play "$engine" r3 v3; then fail "the broken migration did not fail the play"; fi
+    expect_output 'migration 0005-expand-broken failed'
+    expect_output 'the database was restored from'
+    no_secret
+    [[ $(sql "$engine" "SELECT count(*) FROM information_schema.columns WHERE table_name = 'products' AND column_name = 'sku'") == 0 ]] ||
+        fail "0004-expand-add-sku stayed applied after the failure"
+    [[ $(sql "$engine" "SELECT name FROM products WHERE id = 4") == 'Written by v1' ]] || fail "the row written before was lost"
+    [[ $(sql "$engine" "SELECT count(*) FROM products") == 4 ]] || fail "rows changed"
+    [[ $(schema_of r3) == None ]] || fail "r3 has a schema version recorded: $(schema_of r3)"
+}
+
+step "SQLite"
+mkdir -p "$OUT/sqlite-site"
+cat >"$OUT/sqlite.json" <<JSON
+{"root": "$OUT/sqlite-site", "migrate_engine": "sqlite", "migrate_sqlite_path": "$OUT/sqlite-site/shop.sqlite",
+ "migrate_environment": {"DATABASE_URL": "sqlite:///$OUT/sqlite-site/shop.sqlite"}}
+JSON
+sql() { # ENGINE QUERY (information_schema mapped to SQLite's own tables)
+    local q=$2
+    q=${q//"information_schema.tables WHERE table_name ="/sqlite_master WHERE type = 'table' AND name =}
+    if [[ $q == *information_schema.columns* ]]; then
+        q="SELECT count(*) FROM pragma_table_info('products') WHERE name = 'sku'"
+    fi
+    local ro=()
+    [[ $q == SELECT* ]] && ro=(-readonly)  # a query must not create the database
+    sqlite3 "${ro[@]}" "$OUT/sqlite-site/shop.sqlite" "$q" 2>/dev/null || echo 0
+}
+run_engine sqlite sqlite3
+
+step "PostgreSQL"
+mkdir -p "$OUT/pg"
+chown postgres "$OUT/pg"
+runuser -u postgres -- "$PGBIN/initdb" -D "$OUT/pg/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$OUT/pg/data" -l "$OUT/pg/log" -w \
+    -o "-p $PGPORT -k $OUT/pg -c listen_addresses=127.0.0.1" start >/dev/null
+psql -q -h "$OUT/pg" -p $PGPORT -U postgres -c "CREATE ROLE shop LOGIN PASSWORD '$PASSWORD'" -c "CREATE DATABASE shop OWNER shop"
+cat >"$OUT/postgresql.json" <<JSON
+{"root": "$OUT/postgresql-site", "migrate_engine": "postgresql",
+ "migrate_pg_dsn": "host=127.0.0.1 port=$PGPORT dbname=shop user=shop",
+ "migrate_environment": {"DATABASE_URL": "postgresql://shop@127.0.0.1:$PGPORT/shop", "PGPASSWORD": "$PASSWORD"}}
+JSON
+sql() { psql -qtA -h "$OUT/pg" -p $PGPORT -U postgres -d shop -c "$2"; }
+run_engine postgresql pgdump
+
+echo "migrate: all steps passed"
