@@ -36,7 +36,7 @@ step() { printf '\n=== %s\n' "$*"; }
 fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 
 # The application: the example shop's migration adapter (yoyo-migrations) and a set of migrations.
-for v in v1 v2 v3; do
+for v in v1 v2 v3 v4; do
     mkdir -p "$OUT/src/$v/bin"
     cp -a "$HERE/files/$v/migrations" "$OUT/src/$v/"
     cp "$COLL/examples/shop/v1/bin/migrate" "$OUT/src/$v/bin/"
@@ -54,6 +54,18 @@ expect_recap() {
 }
 expect_output() { grep -q -- "$1" "$OUT/last" || fail "expected '$1' in the output"; }
 no_secret() { ! grep -q -- "$PASSWORD" "$OUT/last" || fail "the database password appeared in the output"; }
+# rollback ENGINE [ARGS...]: the collection's rollback playbook with the database going back.
+rollback() {
+    local engine=$1
+    shift
+    ansible-playbook -i "$HERE/inventory.ini" cutover.web.rollback -e "@$OUT/$engine.json" \
+        -e rollback_root="$ROOT" -e rollback_migrate=true -e migrate_command=bin/migrate "$@" 2>&1 | tee "$OUT/last"
+}
+switch() { ansible -i "$HERE/inventory.ini" testhost -m cutover.web.atomic_symlink -a "root=$ROOT release=$1" >/dev/null; }
+current() { basename "$(readlink "$ROOT/current")"; }
+has_column() { # COLUMN: 1 when products has it
+    sql "$engine" "SELECT count(*) FROM information_schema.columns WHERE table_name = 'products' AND column_name = '$1'"
+}
 schema_of() { # RID: the schema version release_info reports
     ansible -i "$HERE/inventory.ini" testhost -m cutover.web.release_info -a "root=$ROOT" -o 2>/dev/null |
         sed 's/^[^{]*//' | python3 -c '
@@ -103,6 +115,42 @@ run_engine() {
     [[ $(sql "$engine" "SELECT name FROM products WHERE id = 4") == 'Written by v1' ]] || fail "the row written before was lost"
     [[ $(sql "$engine" "SELECT count(*) FROM products") == 4 ]] || fail "rows changed"
     [[ $(schema_of r3) == None ]] || fail "r3 has a schema version recorded: $(schema_of r3)"
+
+    step "$engine: rollback from r2 to r1 runs r2's down migration"
+    switch r1
+    switch r2
+    rollback "$engine"
+    expect_recap 'failed=0'
+    no_secret
+    [[ $(current) == r1 ]] || fail "current is $(current), expected r1"
+    [[ $(has_column stock) == 0 ]] || fail "0003-expand-add-stock was not undone"
+    [[ $(sql "$engine" "SELECT name FROM products WHERE id = 4") == 'Written by v1' ]] || fail "a row was lost"
+
+    step "$engine: rollback again: already rolled back, the database is not touched"
+    rollback "$engine"
+    expect_recap 'changed=0'
+    [[ $(current) == r1 ]] || fail "a second rollback moved current"
+
+    step "$engine: rollback past an irreversible migration is refused, nothing changes"
+    play "$engine" r4 v4
+    switch r4
+    play "$engine" r4 v4 -e phase=contract
+    expect_output '0004-contract-purge-drafts'
+    sql "$engine" "INSERT INTO products (id, name, price_cents) VALUES (5, 'Written by r4', 500)" >/dev/null
+    if rollback "$engine"; then fail "the rollback past an irreversible migration did not fail"; fi
+    expect_output 'would undo 0004-contract-purge-drafts, which cannot be undone; nothing was changed'
+    [[ $(current) == r4 ]] || fail "the refused rollback moved current to $(current)"
+    [[ $(has_column stock) == 1 ]] || fail "the refused rollback changed the schema"
+    [[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
+
+    step "$engine: forced, it restores the backup taken before r4's migrations"
+    rollback "$engine" -e rollback_migrate_force=true
+    expect_recap 'failed=0'
+    no_secret
+    [[ $(current) == r1 ]] || fail "current is $(current), expected r1"
+    [[ $(has_column stock) == 0 ]] || fail "the backup was not restored (stock is still there)"
+    [[ $(sql "$engine" "SELECT name FROM products WHERE id = 4") == 'Written by v1' ]] ||
+        fail "the row written before r4's migrations was lost"
 }
 
 step "SQLite"
@@ -114,8 +162,8 @@ JSON
 sql() { # ENGINE QUERY (information_schema mapped to SQLite's own tables)
     local q=$2
     q=${q//"information_schema.tables WHERE table_name ="/sqlite_master WHERE type = 'table' AND name =}
-    if [[ $q == *information_schema.columns* ]]; then
-        q="SELECT count(*) FROM pragma_table_info('products') WHERE name = 'sku'"
+    if [[ $q =~ information_schema.columns.*column_name\ =\ \'([a-z_]+)\' ]]; then
+        q="SELECT count(*) FROM pragma_table_info('products') WHERE name = '${BASH_REMATCH[1]}'"
     fi
     local ro=()
     [[ $q == SELECT* ]] && ro=(-readonly)  # a query must not create the database
