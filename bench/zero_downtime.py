@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: cutover.web contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What users see while a new release goes live: cutover.web beside the manual methods.
@@ -370,7 +369,7 @@ class Load(object):
                     status, body = 'error: %s' % type(e).__name__, None
                     break
             end = time.time()
-            versions = frozenset(int(v) for _, v in MARK.findall(body)) if body else frozenset()
+            versions = frozenset(int(found[1]) for found in MARK.findall(body)) if body else frozenset()
             with self.lock:
                 if body is None:
                     self.errors[status] += 1
@@ -491,7 +490,7 @@ def wait_serving(port, version, timeout=20):
             c = http.client.HTTPConnection('127.0.0.1', port, timeout=2)
             c.request('GET', '/index.php')
             body = c.getresponse().read().decode()
-            if set(int(v) for _, v in MARK.findall(body)) == {version}:
+            if set(int(found[1]) for found in MARK.findall(body)) == {version}:
                 return
         except (OSError, http.client.HTTPException):
             pass
@@ -539,8 +538,8 @@ def run_method(method, args):
             deploys += 1
             kind = 'deploy'
         ops.append((t, time.time(), before, after, kind))
-        log('%s: %s v%d -> v%d in %.2fs (%d requests so far)' % (method.name, kind, before, after, ops[-1][1] - t,
-                                                                  len(load.records)))
+        log('%s: %s v%d -> v%d in %.2fs (%d requests so far)'
+            % (method.name, kind, before, after, ops[-1][1] - t, len(load.records)))
         time.sleep(args.settle)
     load.finish()
     elapsed = time.time() - began
@@ -578,13 +577,14 @@ def table(results):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     p.add_argument('--php', default=','.join(PHP_MODES), help='PHP modes, comma-separated (fpm, mod_php)')
     p.add_argument('--methods', default=','.join(METHODS), help='methods, comma-separated: ' + ', '.join(METHODS))
     p.add_argument('--deploys', type=int, default=20)
     p.add_argument('--rollbacks', type=int, default=5)
     p.add_argument('--min-requests', type=int, default=20000,
-                   help='cutover.web goes on deploying and rolling back until it has served this many requests')
+                   help='each method goes on deploying (and rolling back every --deploys/--rollbacks deploys) '
+                        'until this many requests were made under it')
     p.add_argument('--clients', type=int, default=4, help='keep-alive reader connections')
     p.add_argument('--think-ms', type=float, default=10.0, help='pause of each client between two requests')
     p.add_argument('--media-files', type=int, default=2000, help='files in the media folder before the first deploy')
