@@ -1,6 +1,7 @@
 <?php
 // The shop's data: products in SQLite, in the shared var/ directory (linked into every
-// release, so the database outlives releases).
+// release, so the database outlives releases). Its schema comes from migrations/, run by
+// bin/migrate (yoyo-migrations) through cutover.web's migrate role.
 declare(strict_types=1);
 
 const SHOP_VERSION = 'v1';
@@ -11,12 +12,6 @@ function shop_db(): PDO
     $db = new PDO('sqlite:' . $dir . '/shop.sqlite');
     $db->setAttribute(PDO::ATTR_ERRMODE, PDO::ERRMODE_EXCEPTION);
     $db->exec('PRAGMA busy_timeout = 5000');
-    $db->exec('CREATE TABLE IF NOT EXISTS products (
-        id INTEGER PRIMARY KEY, name TEXT NOT NULL, price_cents INTEGER NOT NULL)');
-    if ((int) $db->query('SELECT COUNT(*) FROM products')->fetchColumn() === 0) {
-        $db->exec("INSERT INTO products (name, price_cents) VALUES
-            ('Espresso cup', 1200), ('Milk jug', 1850), ('Coffee grinder', 8900)");
-    }
     return $db;
 }
 

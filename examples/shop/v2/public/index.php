@@ -13,7 +13,7 @@ header('X-Shop-Version: ' . SHOP_VERSION);
 <p class="version">version 2 (<?= SHOP_VERSION ?>), served from <?= htmlspecialchars(basename(dirname(__DIR__))) ?></p>
 <ul class="products">
 <?php foreach (shop_products() as $p): ?>
-  <li><?= htmlspecialchars($p['name']) ?>: <strong><?= shop_price((int) $p['price_cents']) ?></strong></li>
+  <li><?= htmlspecialchars($p['name']) ?>: <strong><?= shop_price((int) $p['price_cents']) ?></strong> (<?= (int) $p['stock'] ?> in stock)</li>
 <?php endforeach; ?>
 </ul>
 <h2>Uploads (kept across releases)</h2>
