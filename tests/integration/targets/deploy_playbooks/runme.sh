@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The collection's playbooks end to end on this host, with a real Apache and PHP-FPM:
 # deploy v1, v2, v2 again (no change), --check, rollback (twice), rollback with nothing
-# to go back to, a failing build command, a failing live probe, a broken vhost template.
+# to go back to, a failing build command, a failing live probe, a broken vhost template,
+# deploys with migrations (SQLite), one of which fails halfway.
 set -eu -o pipefail
 
 ROOT=/srv/cutover-it/site
@@ -154,6 +155,46 @@ expect_page index.php "page v1"
 read -r hook_release hook_previous </srv/cutover-it/hook-after-switch.txt
 [[ $hook_release == "$(current)" ]] || fail "the hook saw $hook_release, current is $(current)"
 [[ $hook_previous == *-"${commit:0:12}" ]] || fail "the hook saw $hook_previous as the previous release"
+
+step "deploy with migrations: the expand migrations run before the switch, the schema is recorded"
+# The application: the pages of v2 and v3 with the example shop's migration program (yoyo)
+# and migrations; the SQLite database lives beside the root.
+COLL=
+IFS=: read -ra paths <<<"$ANSIBLE_COLLECTIONS_PATH"
+for p in "${paths[@]}"; do
+    if [[ -d $p/ansible_collections/cutover/web/examples/shop/v2/migrations ]]; then
+        COLL=$p/ansible_collections/cutover/web
+        break
+    fi
+done
+[[ -n $COLL ]] || fail "cutover.web is not on ANSIBLE_COLLECTIONS_PATH"
+for v in v2 v3; do
+    mkdir -p "$OUT/mig-$v"
+    cp -a "$HERE/files/$v/." "$COLL/examples/shop/v2/bin" "$COLL/examples/shop/v2/migrations" "$OUT/mig-$v/"
+done
+echo 'ALTER TABLE products ADD COLUMN sku TEXT;' >"$OUT/mig-v3/migrations/0004-expand-add-sku.sql"
+echo 'UPDATE no_such_table SET x = 1;' >"$OUT/mig-v3/migrations/0005-expand-broken.sql"
+DB=/srv/cutover-it/shop.sqlite
+MIGRATE='{"deploy_migrate": true, "migrate_command": "bin/migrate", "migrate_engine": "sqlite",
+  "migrate_sqlite_path": "'$DB'", "migrate_environment": {"DATABASE_URL": "sqlite:///'$DB'"}}'
+play deploy -e deploy_src="$OUT/mig-v2" -e "$MIGRATE" -e deploy_probe_url=$URL/
+expect_page index.php "page v2"
+expect_output "applied 0003-expand-add-stock"
+GOOD=$(current)
+[[ $(sqlite3 "$DB" "SELECT count(*) FROM products WHERE stock = 12") == 3 ]] || fail "the migrations did not run"
+
+step "a migration that fails halfway: database as before, the old release serves, the new one is failed"
+sqlite3 "$DB" "INSERT INTO products (id, name, price_cents) VALUES (9, 'Written before', 100)"
+play_fails deploy -e deploy_src="$OUT/mig-v3" -e "$MIGRATE" -e deploy_release_id=mig-broken
+expect_output "migration 0005-expand-broken failed"
+expect_output "the database was restored from"
+[[ $(current) == "$GOOD" ]] || fail "the failed migration left current at $(current)"
+expect_page index.php "page v2"
+[[ $(state_of mig-broken) == failed ]] || fail "mig-broken is $(state_of mig-broken), expected failed"
+[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
+[[ $(sqlite3 "$DB" "SELECT count(*) FROM pragma_table_info('products') WHERE name = 'sku'") == 0 ]] ||
+    fail "0004-expand-add-sku stayed applied"
+[[ $(sqlite3 "$DB" "SELECT name FROM products WHERE id = 9") == 'Written before' ]] || fail "a row written before was lost"
 
 step "rollback with nothing to go back to: a clear error"
 rm -rf "$ROOT"
