@@ -353,11 +353,16 @@ class Layout(object):
             'schema_version': rel.schema,
         }
 
+    def check_schema_version(self, release_id, version):
+        """Refuse a schema version that is not a non-empty, one-line string (release_id None: a new release)."""
+        if not isinstance(version, str) or not version.strip() or '\n' in version:
+            where = self.release_path(release_id) if release_id else self.releases_dir
+            raise CutoverError('The schema version %r for %s is not usable: give a non-empty, one-line string.'
+                               % (version, where), path=where)
+
     def record_schema(self, release_id, version, check_mode=False):
         """Record the database schema version ``release_id`` expects; return whether it changed."""
-        if not isinstance(version, str) or not version.strip() or '\n' in version:
-            raise CutoverError('The schema version %r for %s is not usable: give a non-empty, one-line string.'
-                               % (version, self.release_path(release_id)), path=self.release_path(release_id))
+        self.check_schema_version(release_id, version)
         rel = self.releases().get(release_id)
         if rel is None or rel.mark == 'unknown':
             raise CutoverError('The release %s does not exist (or was not made by cutover.web), so its schema version '

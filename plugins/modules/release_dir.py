@@ -311,6 +311,9 @@ def present(module, layout):
                   'diff': {'before': '%s schema: %s\n' % (p['id'], before),
                            'after': '%s schema: %s\n' % (p['id'], p['schema_version'])}}
     else:
+        if p['schema_version'] is not None:
+            # Refused before anything is made, in check mode as in a real run.
+            layout.check_schema_version(p['id'], p['schema_version'])
         result = _present(module, layout)
         if p['schema_version'] is not None:
             changed = layout.record_schema(result['id'], p['schema_version'], check_mode=module.check_mode) \
