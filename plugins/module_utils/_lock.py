@@ -13,6 +13,7 @@ time taken and expiry (the TTL); an expired lock may be taken over, and the take
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -71,6 +72,9 @@ def _takeover_guard(layout, stale_after=60):
 
 
 def acquire(layout, owner, run_id=None, ttl=3600, host=None, pid=None, check_mode=False, now=None):
+    if ttl < 1:
+        raise CutoverError('ttl is %d for the lock of %s, but it must be at least 1 second.' % (ttl, layout.root),
+                           path=layout.root)
     now = time.time() if now is None else now
     holder = read_lock(layout)
     result = {'changed': False, 'lock': layout.lock_file, 'holder': holder, 'took_over': None}
@@ -135,3 +139,20 @@ def release(layout, owner, run_id=None, force=False, check_mode=False):
         os.unlink(layout.lock_file)
         fsync_dir(layout.state_dir)
     return result
+
+
+@contextlib.contextmanager
+def holding(layout, owner, run_id=None, ttl=3600, check_mode=False):
+    """Hold the deploy lock for the body of a ``with`` statement.
+
+    A lock another run holds fails before the body runs. A lock this owner and run id already hold
+    (a caller that took it for longer work) is left held; one taken here is given back afterwards,
+    also when the body fails.
+    """
+    layout.require_root()
+    taken = acquire(layout, owner, run_id, ttl, check_mode=check_mode)
+    try:
+        yield taken
+    finally:
+        if taken['changed'] and not check_mode:
+            release(layout, owner, run_id)

@@ -92,6 +92,30 @@ options:
     type: str
     choices: [bad, failed, ready]
     default: bad
+  lock:
+    description:
+      - Hold the deploy lock of O(root) (the one M(cutover.web.deploy_lock) takes) for the switch. It is taken
+        before and given back after, in this one task. A lock held by another run fails the task before
+        anything changes. A lock already held by the same O(lock.owner) and O(lock.run_id) (taken for
+        longer work) is left held.
+      - Saves the two lock tasks when the switch is all that needs the lock, as in a rollback with
+        nothing else to do.
+    type: dict
+    suboptions:
+      owner:
+        description:
+          - Who holds the lock.
+        type: str
+        required: true
+      run_id:
+        description:
+          - Identifies the run holding the lock.
+        type: str
+      ttl:
+        description:
+          - Seconds after which the lock counts as stale, should this task die holding it. At least 1.
+        type: int
+        default: 600
 seealso:
   - module: cutover.web.release_dir
   - module: ansible.builtin.file
@@ -117,6 +141,12 @@ EXAMPLES = r"""
     root: /srv/www/shop
     rollback: true
 
+- name: Roll back under the deploy lock, taken and given back in this task
+  cutover.web.atomic_symlink:
+    root: /srv/www/shop
+    rollback: true
+    lock:
+      owner: "{{ lookup('ansible.builtin.env', 'USER') }}@{{ lookup('ansible.builtin.pipe', 'hostname') }}"
 - name: Turn the legacy document root into a link to current, with no gap
   cutover.web.atomic_symlink:
     root: /srv/www/shop
@@ -172,6 +202,7 @@ converted:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cutover.web.plugins.module_utils._lock import holding
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._switch import rollback, switch
 
@@ -188,6 +219,11 @@ def main():
             convert_directory=dict(type='bool', default=False),
             rollback=dict(type='bool', default=False),
             mark_previous=dict(type='str', default='bad', choices=['bad', 'failed', 'ready']),
+            lock=dict(type='dict', options=dict(
+                owner=dict(type='str', required=True),
+                run_id=dict(type='str'),
+                ttl=dict(type='int', default=600),
+            )),
         ),
         mutually_exclusive=[('release', 'target'), ('rollback', 'target'), ('rollback', 'link'),
                             ('rollback', 'convert_directory')],
@@ -197,6 +233,13 @@ def main():
     p = module.params
 
     def action(layout):
+        if p['lock'] is None:
+            return act(layout)
+        lock = p['lock']
+        with holding(layout, lock['owner'], lock['run_id'], lock['ttl'], check_mode=module.check_mode):
+            return act(layout)
+
+    def act(layout):
         if p['rollback']:
             return rollback(layout, release=p['release'],
                             mark_previous=None if p['mark_previous'] == 'ready' else p['mark_previous'],

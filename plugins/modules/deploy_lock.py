@@ -109,14 +109,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, release
 from ansible_collections.cutover.web.plugins.module_utils._module import run
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 
 
 def act(module, layout):
     p = module.params
-    if p['ttl'] < 1:
-        raise CutoverError('ttl is %d for the lock of %s, but it must be at least 1 second.' % (p['ttl'], layout.root),
-                           path=layout.root)
     if p['state'] == 'present':
         if not module.check_mode:
             layout.require_root()

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from ansible_collections.cutover.web.plugins.module_utils import _lock
-from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, read_lock, release
+from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, holding, read_lock, release
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, Layout
 from ansible_collections.cutover.web.tests.unit.helpers import read, snapshot
 
@@ -126,6 +126,51 @@ def test_check_mode_writes_nothing(layout):
     result = acquire(layout, 'bob', check_mode=True, now=time.time() + 10 ** 6)  # would take over
     assert result['changed'] is True and result['took_over']['owner'] == 'alice'
     assert read(layout.lock_file) == lock_bytes
+
+
+def test_holding_takes_the_lock_for_the_body_and_gives_it_back(layout):
+    os.makedirs(layout.root)
+    with holding(layout, 'alice', run_id='run-1') as taken:
+        assert taken['changed'] is True
+        assert lock_owner(layout) == 'alice'
+    assert not os.path.exists(layout.lock_file)
+
+
+def test_holding_gives_the_lock_back_when_the_body_fails(layout):
+    os.makedirs(layout.root)
+    with pytest.raises(CutoverError, match='switch failed'):
+        with holding(layout, 'alice', run_id='run-1'):
+            raise CutoverError('switch failed')
+    assert not os.path.exists(layout.lock_file)
+
+
+def test_holding_a_lock_held_by_another_run_fails_before_the_body(layout):
+    os.makedirs(layout.root)
+    acquire(layout, 'bob', run_id='run-2')
+    ran = []
+    with pytest.raises(CutoverError, match='held by bob'):
+        with holding(layout, 'alice', run_id='run-1'):
+            ran.append(True)
+    assert ran == [] and lock_owner(layout) == 'bob'
+
+
+def test_holding_leaves_a_lock_the_same_run_holds_already(layout):
+    os.makedirs(layout.root)
+    acquire(layout, 'alice', run_id='run-1')
+    with holding(layout, 'alice', run_id='run-1') as taken:
+        assert taken['changed'] is False
+    assert lock_owner(layout) == 'alice'
+
+
+def test_holding_in_check_mode_and_in_a_missing_root_writes_nothing(layout):
+    with pytest.raises(CutoverError, match='does not exist'):
+        with holding(layout, 'alice'):
+            pass
+    assert not os.path.exists(layout.root)
+    os.makedirs(layout.root)
+    with holding(layout, 'alice', check_mode=True) as taken:
+        assert taken['changed'] is True
+    assert os.listdir(layout.root) == []
 
 
 def _contender(root, owner, barrier, queue):
