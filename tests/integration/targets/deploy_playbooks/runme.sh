@@ -159,15 +159,8 @@ read -r hook_release hook_previous </srv/cutover-it/hook-after-switch.txt
 step "deploy with migrations: the expand migrations run before the switch, the schema is recorded"
 # The application: the pages of v2 and v3 with the example shop's migration program (yoyo)
 # and migrations; the SQLite database lives beside the root.
-COLL=
-IFS=: read -ra paths <<<"$ANSIBLE_COLLECTIONS_PATH"
-for p in "${paths[@]}"; do
-    if [[ -d $p/ansible_collections/cutover/web/examples/shop/v2/migrations ]]; then
-        COLL=$p/ansible_collections/cutover/web
-        break
-    fi
-done
-[[ -n $COLL ]] || fail "cutover.web is not on ANSIBLE_COLLECTIONS_PATH"
+# shellcheck source=/dev/null
+source "$HERE/../setup_collection/collection.sh"
 for v in v2 v3; do
     mkdir -p "$OUT/mig-$v"
     cp -a "$HERE/files/$v/." "$COLL/examples/shop/v2/bin" "$COLL/examples/shop/v2/migrations" "$OUT/mig-$v/"

@@ -8,15 +8,8 @@
 set -eu -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-COLL=
-IFS=: read -ra paths <<<"$ANSIBLE_COLLECTIONS_PATH"
-for p in "${paths[@]}"; do
-    if [[ -f $p/ansible_collections/cutover/web/examples/shop/v1/bin/migrate ]]; then
-        COLL=$p/ansible_collections/cutover/web
-        break
-    fi
-done
-[[ -n $COLL ]] || { echo "cutover.web is not on ANSIBLE_COLLECTIONS_PATH" >&2; exit 1; }
+# shellcheck source=/dev/null
+source "$HERE/../setup_collection/collection.sh"
 
 OUT=$(mktemp -d)
 chmod 755 "$OUT"

@@ -7,16 +7,9 @@
 # serving stale, mixed or missing pages: proof that the load would see such faults.
 set -eu -o pipefail
 
-# ansible-test runs a copy of this target; the collection is on its collections path.
-COLL=
-IFS=: read -ra paths <<<"$ANSIBLE_COLLECTIONS_PATH"
-for p in "${paths[@]}"; do
-    if [[ -f $p/ansible_collections/cutover/web/bench/zero_downtime.py ]]; then
-        COLL=$p/ansible_collections/cutover/web
-        break
-    fi
-done
-[[ -n $COLL ]] || { echo "cutover.web is not on ANSIBLE_COLLECTIONS_PATH ($ANSIBLE_COLLECTIONS_PATH)" >&2; exit 1; }
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=/dev/null
+source "$HERE/../setup_collection/collection.sh"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 
