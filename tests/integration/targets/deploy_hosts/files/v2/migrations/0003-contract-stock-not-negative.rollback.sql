@@ -1,0 +1,1 @@
+ALTER TABLE products DROP CONSTRAINT stock_not_negative;
