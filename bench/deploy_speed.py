@@ -259,8 +259,8 @@ def main(argv=None):
             lines.append('| five releases <= 1.1 x one (releases/ only): %s | %s vs %s = %.3fx | %s |' % (
                 label, mib(d['rel_five']['total']), mib(d['rel_one']['total']), ratio, 'PASS' if ratio <= 1.1 else 'FAIL'))
         whole = disk['cutover']['five']['total'] / float(disk['floor']['rel_one']['total'])
-        lines.append('| five releases <= 1.1 x one release: cutover.web whole root (.cutover/ with the pushed copy and '
-                     'manifests) vs one raw release | %s vs %s = %.3fx | %s |' % (
+        lines.append('| five releases <= 1.1 x one release: cutover.web whole root (with .cutover/: '
+                     'manifests, history) vs one raw release | %s vs %s = %.3fx | %s |' % (
                          mib(disk['cutover']['five']['total']), mib(disk['floor']['rel_one']['total']), whole,
                          'PASS' if whole <= 1.1 else 'FAIL'))
         lines += ['', 'Disk detail (bytes allocated, each inode once):', '',
