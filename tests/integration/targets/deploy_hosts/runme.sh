@@ -13,6 +13,8 @@ set -eu -o pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null
 source "$HERE/../setup_collection/collection.sh"
+# shellcheck source=/dev/null
+source "$HERE/../setup_load/load.sh"
 OUT=$(mktemp -d)
 chmod 755 "$OUT"
 HOSTS=(web1 web2)
@@ -22,7 +24,6 @@ PGHOST=10.77.0.1
 PGPORT=55434
 PASSWORD='pässword 4471'
 ROOT=/srv/www/app
-LOAD_PID=
 export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 ANSIBLE_HOST_KEY_CHECKING=False
 
 cleanup() {
@@ -122,28 +123,6 @@ path, release, event, field = sys.argv[1:]
 found = [e[field] for e in map(json.loads, open(path)) if e.get("event") == event and e.get("release") == release]
 print(found[-1] if found else "none")' "$(site "$1")/.cutover/history.jsonl" "$2" "$3" "$4"
 }
-# Clients on both sites from here to the end of load_stop; any answer but a catalogue fails.
-load_start() {
-    python3 "$HERE/files/load.py" "$OUT/load.json" "http://${IP[web1]}:8080/" "http://${IP[web2]}:8080/" &
-    LOAD_PID=$!
-}
-load_stop() { # WHAT: fails on any fault the clients saw; prints the versions each site gave
-    kill "$LOAD_PID"
-    wait "$LOAD_PID"
-    LOAD_PID=
-    python3 - "$OUT/load.json" "$1" <<'PY'
-import json, sys
-report, what = json.load(open(sys.argv[1])), sys.argv[2]
-bad = False
-for url, seen in sorted(report.items()):
-    print('%s during %s: %d requests, versions %s, faults %s' % (url, what, seen['requests'], seen['versions'], seen['faults']))
-    for status, body in seen['examples'].items():
-        print('  %s: %s' % (status, body))
-    bad = bad or seen['faults'] or seen['requests'] < 20
-sys.exit(1 if bad else 0)
-PY
-}
-
 step "deploy v1 to both hosts, one at a time"
 deploy v1
 expect_recap web1 'failed=0'
@@ -159,7 +138,7 @@ V1=$(current_of web1)
 
 step "deploy v2 under load: expand before the switch, contract once both hosts serve v2"
 sql "INSERT INTO products (id, name, price_cents) VALUES (3, 'Written by v1', 990)" >/dev/null
-load_start
+load_start "$OUT" '^catalog (v[0-9]+) on ' "http://${IP[web1]}:8080/" "http://${IP[web2]}:8080/"
 deploy v2
 load_stop "the deploy of v2"
 expect_recap web1 'failed=0'
@@ -202,7 +181,7 @@ expect_recap web2 'changed=0'
 [[ $(current_of web1) == "$V2" && $(current_of web2) == "$V2" ]] || fail "current moved"
 
 step "roll back to v1 under load: the contract undone before the switch, the expand after"
-load_start
+load_start "$OUT" '^catalog (v[0-9]+) on ' "http://${IP[web1]}:8080/" "http://${IP[web2]}:8080/"
 play rollback
 load_stop "the rollback"
 expect_recap web1 'failed=0'
