@@ -63,6 +63,7 @@ page | grep -q 'version 1 (v1)' || fail "the shop does not serve v1: $(page)"
 [[ $(sqlite3 -readonly "$DB" "SELECT count(*) FROM products") == 3 ]] || fail "the products were not made"
 [[ $(has_stock) == 0 ]] || fail "v1's schema has a stock column"
 V1=$(current)
+[[ ! -e $ROOT/.cutover/backups/$V1 ]] || fail "a backup directory was made for v1, with no database to back up"
 
 step "deploy v2 under load: the expand migration runs while v1 serves"
 load_start "$OUT" "$PAGE_VERSION" "$URL"
