@@ -681,10 +681,11 @@ def render(args, command, started, mach, tree, contenders, times, firsts, keep_r
     L.append('')
     L.append('| tool | filesystem used by four more releases | per release | one release + four more, over one |')
     L.append('|---|---|---|---|')
+    verdict_fs = {}
     for key, name in (('inproc', 'cutover'), ('rsync', 'rsync --link-dest')):
         one, grown = disk[key][0], disk[key][4]
-        L.append('| %s | %s | %s | %.3fx |' % (name, mib(grown), mib(grown / 4.0),
-                                               (one['total'] + grown) / float(one['total'] or 1)))
+        verdict_fs[name] = (one['total'] + grown) / float(one['total'] or 1)
+        L.append('| %s | %s | %s | %.3fx |' % (name, mib(grown), mib(grown / 4.0), verdict_fs[name]))
     state = disk['inproc'][3]
     L.append('')
     L.append('Not in releases/: cutover\'s own state (.cutover/: five manifests + history) took %s more.'
@@ -706,9 +707,7 @@ def render(args, command, started, mach, tree, contenders, times, firsts, keep_r
                 min(times[('onefile', 'inproc')]) / floor))
     for name, r in verdict_disk.items():
         L.append('- Five releases <= 1.1x the disk of one, %s: %.3fx: **%s**' % (name, r, 'PASS' if r <= 1.1 else 'FAIL'))
-    for key, name in (('inproc', 'cutover'), ('rsync', 'rsync --link-dest')):
-        one, grown = disk[key][0], disk[key][4]
-        r = (one['total'] + grown) / float(one['total'] or 1)
+    for name, r in verdict_fs.items():
         L.append('- The same counted by the filesystem (statvfs), %s: %.3fx: **%s**'
                  % (name, r, 'PASS' if r <= 1.1 else 'FAIL'))
     L.append('')

@@ -9,6 +9,8 @@ ROOT=/srv/cutover-it/site
 URL=http://127.0.0.1:18080
 SHARED='{"deploy_shared_dirs": ["public/media"]}'
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=/dev/null
+source "$HERE/../setup_collection/collection.sh"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
@@ -159,8 +161,6 @@ read -r hook_release hook_previous </srv/cutover-it/hook-after-switch.txt
 step "deploy with migrations: the expand migrations run before the switch, the schema is recorded"
 # The application: the pages of v2 and v3 with the example shop's migration program (yoyo)
 # and migrations; the SQLite database lives beside the root.
-# shellcheck source=/dev/null
-source "$HERE/../setup_collection/collection.sh"
 for v in v2 v3; do
     mkdir -p "$OUT/mig-$v"
     cp -a "$HERE/files/$v/." "$COLL/examples/shop/v2/bin" "$COLL/examples/shop/v2/migrations" "$OUT/mig-$v/"

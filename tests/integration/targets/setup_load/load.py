@@ -48,7 +48,8 @@ def run(out, pattern, urls):
     lock = threading.Lock()
     report = {url: {'requests': 0, 'faults': {}, 'versions': {}, 'examples': {}} for url in urls}
     signal.signal(signal.SIGTERM, lambda *args: stop.set())
-    threads = [threading.Thread(target=client, args=(url, re.compile(pattern, re.M), report[url], lock, stop))
+    version = re.compile(pattern, re.M)
+    threads = [threading.Thread(target=client, args=(url, version, report[url], lock, stop))
                for url in urls for dummy in (1, 2)]
     for t in threads:
         t.start()
