@@ -71,10 +71,14 @@ def _takeover_guard(layout, stale_after=60):
                        % layout.lock_file, path=layout.lock_file)
 
 
-def acquire(layout, owner, run_id=None, ttl=3600, host=None, pid=None, check_mode=False, now=None):
+def check_ttl(layout, ttl):
     if ttl < 1:
         raise CutoverError('ttl is %d for the lock of %s, but it must be at least 1 second.' % (ttl, layout.root),
                            path=layout.root)
+
+
+def acquire(layout, owner, run_id=None, ttl=3600, host=None, pid=None, check_mode=False, now=None):
+    check_ttl(layout, ttl)
     now = time.time() if now is None else now
     holder = read_lock(layout)
     result = {'changed': False, 'lock': layout.lock_file, 'holder': holder, 'took_over': None}
@@ -141,18 +145,42 @@ def release(layout, owner, run_id=None, force=False, check_mode=False):
     return result
 
 
+# The ``lock`` option of the modules that can hold the lock for their own work (documented by the
+# cutover.web._lock doc fragment).
+LOCK_OPTION = dict(type='dict', options=dict(
+    owner=dict(type='str', required=True),
+    run_id=dict(type='str'),
+    ttl=dict(type='int', default=600),
+    give_back=dict(type='bool', default=False),
+))
+
+
 @contextlib.contextmanager
-def holding(layout, owner, run_id=None, ttl=3600, check_mode=False):
+def holding(layout, owner, run_id=None, ttl=3600, give_back=False, check_mode=False):
     """Hold the deploy lock for the body of a ``with`` statement.
 
     A lock another run holds fails before the body runs. A lock this owner and run id already hold
-    (a caller that took it for longer work) is left held; one taken here is given back afterwards,
-    also when the body fails.
+    (a caller that took it for longer work) is left held unless ``give_back`` (the last step of
+    that work); one taken here is given back afterwards. Either is given back also when the body
+    fails.
     """
     layout.require_root()
     taken = acquire(layout, owner, run_id, ttl, check_mode=check_mode)
     try:
         yield taken
     finally:
-        if taken['changed'] and not check_mode:
+        if (taken['changed'] or give_back) and not check_mode:
             release(layout, owner, run_id)
+
+
+def with_lock_option(lock, layout, act, check_mode=False):
+    """Return ``act(layout)``, run under the module option ``lock`` (a dict, or None for no lock).
+
+    The result tells in ``lock_held`` whether this run still holds the lock after the task.
+    """
+    if lock is None:
+        return act(layout)
+    with holding(layout, lock['owner'], lock['run_id'], lock['ttl'], lock['give_back'], check_mode) as taken:
+        result = act(layout)
+    result['lock_held'] = not (taken['changed'] or lock['give_back'])
+    return result

@@ -22,10 +22,12 @@ description:
     the link as C(<link>.pre-cutover-<UTC time>).
   - Switching C(<root>/current) to a release records the activation in the history; that is where deploy
     order and the rollback target come from.
+  - With O(lock), the switch holds the deploy lock itself, so a rollback with nothing else to do is one task.
 author:
   - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
   - cutover.web._root
+  - cutover.web._lock
   - cutover.web._attributes
 attributes:
   check_mode:
@@ -92,30 +94,6 @@ options:
     type: str
     choices: [bad, failed, ready]
     default: bad
-  lock:
-    description:
-      - Hold the deploy lock of O(root) (the one M(cutover.web.deploy_lock) takes) for the switch. It is taken
-        before and given back after, in this one task. A lock held by another run fails the task before
-        anything changes. A lock already held by the same O(lock.owner) and O(lock.run_id) (taken for
-        longer work) is left held.
-      - Saves the two lock tasks when the switch is all that needs the lock, as in a rollback with
-        nothing else to do.
-    type: dict
-    suboptions:
-      owner:
-        description:
-          - Who holds the lock.
-        type: str
-        required: true
-      run_id:
-        description:
-          - Identifies the run holding the lock.
-        type: str
-      ttl:
-        description:
-          - Seconds after which the lock counts as stale, should this task die holding it. At least 1.
-        type: int
-        default: 600
 seealso:
   - module: cutover.web.release_dir
   - module: ansible.builtin.file
@@ -198,11 +176,15 @@ converted:
   returned: always
   type: str
   sample: /var/www/public_html.pre-cutover-20261122T101500Z
+lock_held:
+  description: With O(lock), whether this run still holds the deploy lock after the task.
+  returned: when O(lock) is set
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._lock import holding
+from ansible_collections.cutover.web.plugins.module_utils._lock import LOCK_OPTION, with_lock_option
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._switch import rollback, switch
 
@@ -219,11 +201,7 @@ def main():
             convert_directory=dict(type='bool', default=False),
             rollback=dict(type='bool', default=False),
             mark_previous=dict(type='str', default='bad', choices=['bad', 'failed', 'ready']),
-            lock=dict(type='dict', options=dict(
-                owner=dict(type='str', required=True),
-                run_id=dict(type='str'),
-                ttl=dict(type='int', default=600),
-            )),
+            lock=LOCK_OPTION,
         ),
         mutually_exclusive=[('release', 'target'), ('rollback', 'target'), ('rollback', 'link'),
                             ('rollback', 'convert_directory')],
@@ -231,13 +209,6 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-
-    def action(layout):
-        if p['lock'] is None:
-            return act(layout)
-        lock = p['lock']
-        with holding(layout, lock['owner'], lock['run_id'], lock['ttl'], check_mode=module.check_mode):
-            return act(layout)
 
     def act(layout):
         if p['rollback']:
@@ -250,7 +221,7 @@ def main():
         result.update(rolled_back_from=None, already_rolled_back=False)
         return result
 
-    run(module, action)
+    run(module, lambda layout: with_lock_option(p['lock'], layout, act, module.check_mode))
 
 
 if __name__ == '__main__':

@@ -67,6 +67,12 @@ options:
       - With O(state=absent), remove the lock even if someone else holds it.
     type: bool
     default: false
+  root_mode:
+    description:
+      - With O(state=present), make O(root) (and any missing parent) when it does not exist, with this mode,
+        and give an existing root this mode, so that the first task of a deploy also prepares its root.
+      - An octal mode, such as V('0755'). Without it, a missing root fails the task.
+    type: raw
 seealso:
   - module: cutover.web.release_info
     description: Reports the current lock holder.
@@ -80,6 +86,13 @@ EXAMPLES = r"""
     owner: "{{ lookup('ansible.builtin.env', 'USER') }}@{{ lookup('ansible.builtin.pipe', 'hostname') }}"
     run_id: "{{ cutover_run_id }}"
     ttl: 1800
+
+- name: Make the deploy root if need be, and take its lock, in one task
+  cutover.web.deploy_lock:
+    root: /srv/www/shop
+    root_mode: "0755"
+    owner: deploy@ci
+    run_id: "{{ cutover_run_id }}"
 
 - name: Release it
   cutover.web.deploy_lock:
@@ -95,6 +108,10 @@ lock:
   returned: always
   type: str
   sample: /srv/www/shop/.cutover/deploy.lock
+root_changed:
+  description: Whether O(root_mode) made the root or changed its mode (or would, in check mode).
+  returned: always
+  type: bool
 holder:
   description: The lock record after the task (owner, run_id, host, pid, since, expires), or null.
   returned: always
@@ -105,15 +122,62 @@ took_over:
   type: dict
 """
 
+import os
+import re
+import stat
+
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, release
+from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, check_ttl, release
 from ansible_collections.cutover.web.plugins.module_utils._module import run
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
+
+
+def root_mode(module):
+    """The O(root_mode) option as an int, or None; a bad value fails before anything changes."""
+    mode = module.params['root_mode']
+    if mode is None:
+        return None
+    if isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode <= 0o7777:
+        return mode  # YAML 0755 arrives as the number already
+    if isinstance(mode, str) and re.match(r'^0?[0-7]{3,4}$', mode):
+        return int(mode, 8)
+    raise CutoverError('root_mode is %r for the root %s, but it must be an octal mode such as "0755".'
+                       % (mode, module.params['root']), path=module.params['root'])
+
+
+def make_root(module, layout, mode):
+    """Make the root with ``mode``, or give an existing one that mode; return whether anything changed."""
+    root = layout.root
+    if os.path.islink(root) or not os.path.lexists(root):
+        if os.path.isdir(root):  # a symlink to a directory: its mode is the target's business
+            return False
+        if os.path.lexists(root):
+            raise CutoverError('The root %s is a symlink to nothing.' % root, path=root)
+        if not module.check_mode:
+            try:
+                os.makedirs(root, mode)
+                os.chmod(root, mode)  # makedirs is subject to the umask
+            except OSError as exc:
+                raise CutoverError('Cannot create the root %s: %s.' % (root, exc.strerror), path=root)
+        return True
+    if not os.path.isdir(root):
+        raise CutoverError('The root %s is not a directory.' % root, path=root)
+    if stat.S_IMODE(os.stat(root).st_mode) == mode:
+        return False
+    if not module.check_mode:
+        os.chmod(root, mode)
+    return True
 
 
 def act(module, layout):
     p = module.params
+    root_changed = False
     if p['state'] == 'present':
+        mode = root_mode(module)
+        check_ttl(layout, p['ttl'])  # before the root is made: bad input changes nothing
+        if mode is not None:
+            root_changed = make_root(module, layout, mode)
         if not module.check_mode:
             layout.require_root()
         result = acquire(layout, p['owner'], p['run_id'], p['ttl'], p['host'], p['pid'], check_mode=module.check_mode)
@@ -126,6 +190,10 @@ def act(module, layout):
         result['holder'] = None if result['changed'] else result['holder']
     result['diff'] = {'before': '%s\n' % ((before or {}).get('owner') or 'unlocked'),
                       'after': '%s\n' % ((after or {}).get('owner') or 'unlocked')}
+    if root_changed:
+        result['changed'] = True
+        result['diff']['after'] += 'root %s mode %s\n' % (layout.root, p['root_mode'])
+    result['root_changed'] = root_changed
     return result
 
 
@@ -140,6 +208,7 @@ def main():
             host=dict(type='str'),
             pid=dict(type='int'),
             force=dict(type='bool', default=False),
+            root_mode=dict(type='raw'),
         ),
         supports_check_mode=True,
     )

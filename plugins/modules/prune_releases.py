@@ -23,10 +23,13 @@ description:
   - Never follows a symlink and never deletes anything outside C(<root>/releases),
     C(<root>/.cutover/staging) and C(<root>/.cutover/backups). A release is renamed out of C(releases/) in
     one step before it is deleted, so a half-deleted release is never visible there.
+  - With O(lock) and O(lock.give_back=true), pruning is also the last step of a deploy under the lock and
+    gives it back, so no separate task is needed for that.
 author:
   - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
   - cutover.web._root
+  - cutover.web._lock
   - cutover.web._attributes
 attributes:
   check_mode:
@@ -74,6 +77,15 @@ EXAMPLES = r"""
     root: /srv/www/shop
     keep: 5
 
+- name: Prune as the last step of a deploy, and give back the lock the deploy took
+  cutover.web.prune_releases:
+    root: /srv/www/shop
+    keep: 5
+    lock:
+      owner: deploy@ci
+      run_id: "{{ cutover_run_id }}"
+      give_back: true
+
 - name: See what would go, changing nothing
   cutover.web.prune_releases:
     root: /srv/www/shop
@@ -105,10 +117,15 @@ kept_reasons:
   returned: always
   type: dict
   sample: {"20261122T101500Z-3f2a9c1d0b7e": "current"}
+lock_held:
+  description: With O(lock), whether this run still holds the deploy lock after the task.
+  returned: when O(lock) is set
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cutover.web.plugins.module_utils._lock import LOCK_OPTION, with_lock_option
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._prune import prune
 
@@ -121,12 +138,17 @@ def main():
             protect=dict(type='list', elements='str', default=[]),
             failed_older_than=dict(type='int', default=86400),
             staging_older_than=dict(type='int', default=3600),
+            lock=LOCK_OPTION,
         ),
         supports_check_mode=True,
     )
     p = module.params
-    run(module, lambda layout: prune(layout, p['keep'], p['protect'], p['failed_older_than'],
-                                     p['staging_older_than'], check_mode=module.check_mode))
+
+    def act(layout):
+        return prune(layout, p['keep'], p['protect'], p['failed_older_than'], p['staging_older_than'],
+                     check_mode=module.check_mode)
+
+    run(module, lambda layout: with_lock_option(p['lock'], layout, act, module.check_mode))
 
 
 if __name__ == '__main__':

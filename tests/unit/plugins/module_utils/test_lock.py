@@ -162,6 +162,33 @@ def test_holding_leaves_a_lock_the_same_run_holds_already(layout):
     assert lock_owner(layout) == 'alice'
 
 
+def test_holding_with_give_back_gives_back_a_lock_the_same_run_held_before(layout):
+    os.makedirs(layout.root)
+    acquire(layout, 'alice', run_id='run-1')
+    with holding(layout, 'alice', run_id='run-1', give_back=True) as taken:
+        assert taken['changed'] is False
+        assert lock_owner(layout) == 'alice'
+    assert not os.path.exists(layout.lock_file)
+
+
+def test_holding_with_give_back_gives_back_also_when_the_body_fails(layout):
+    os.makedirs(layout.root)
+    acquire(layout, 'alice', run_id='run-1')
+    with pytest.raises(CutoverError, match='prune failed'):
+        with holding(layout, 'alice', run_id='run-1', give_back=True):
+            raise CutoverError('prune failed')
+    assert not os.path.exists(layout.lock_file)
+
+
+def test_holding_with_give_back_leaves_a_lock_another_run_holds(layout):
+    os.makedirs(layout.root)
+    acquire(layout, 'bob', run_id='run-2')
+    with pytest.raises(CutoverError, match='held by bob'):
+        with holding(layout, 'alice', run_id='run-1', give_back=True):
+            pass
+    assert lock_owner(layout) == 'bob'
+
+
 def test_holding_in_check_mode_and_in_a_missing_root_writes_nothing(layout):
     with pytest.raises(CutoverError, match='does not exist'):
         with holding(layout, 'alice'):

@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+
+    # The lock option of modules that can hold the deploy lock for their own work.
+    DOCUMENTATION = r"""
+options:
+  lock:
+    description:
+      - Hold the deploy lock of O(root) (the one M(cutover.web.deploy_lock) takes) for this task, so that no
+        separate lock tasks are needed around it. A lock held by another run fails the task before anything
+        changes. A lock this task takes is given back after it, also when the task fails.
+      - A lock already held by the same O(lock.owner) and O(lock.run_id) (taken for longer work) is left
+        held, unless O(lock.give_back=true).
+    type: dict
+    suboptions:
+      owner:
+        description:
+          - Who holds the lock.
+        type: str
+        required: true
+      run_id:
+        description:
+          - Identifies the run holding the lock.
+        type: str
+      ttl:
+        description:
+          - Seconds after which the lock counts as stale, should this task die holding it. At least 1.
+        type: int
+        default: 600
+      give_back:
+        description:
+          - Give the lock back after the task also when this run held it before, as the last step of a run
+            that took it with M(cutover.web.deploy_lock). It is given back also when the task fails.
+        type: bool
+        default: false
+"""
