@@ -56,19 +56,24 @@ def fingerprint(manifest):
     return h.hexdigest()
 
 
-def scan(source, previous=None, checksum=False):
+def scan(source, previous=None, checksum=False, base=None):
     """The manifest of what ``source`` would put in a release.
 
     Regular files are hashed, except, for a directory source without ``checksum``, files whose size
-    and mtime equal the previous manifest's (rsync's quick check).
+    and mtime equal the previous manifest's (rsync's quick check), and, with ``checksum``, files that
+    are the very files (same inode) of the ``base`` release, as rsync --link-dest leaves unchanged
+    ones: their content is the base's, whose digest its manifest holds.
     """
-    previous = previous if (source.trust_quick_check and not checksum and previous) else {}
+    quick = previous if (source.trust_quick_check and not checksum and previous) else {}
+    identity = getattr(source, 'identity', None) if base is not None else None
     manifest = {}
     for rel, kind, mode, size, mtime_ns, uid, gid, extra, opener in source.entries():
         if kind == 'f':
-            prev = previous.get(rel)
+            prev = quick.get(rel)
             if prev is not None and prev[KIND] == 'f' and prev[SIZE] == size and prev[MTIME] == mtime_ns:
                 digest = prev[DIGEST]
+            elif identity is not None and base.is_own_file(rel, identity.get(rel)):
+                digest = base.manifest[rel][DIGEST]
             else:
                 with opener() as f:
                     digest = file_digest(f)
@@ -113,31 +118,25 @@ def _syncfs(path):
         os.close(fd)
 
 
-class Builder(object):
-    """Materialize a manifest into a staging directory, hardlinking from a base release."""
+class BaseRelease(object):
+    """The release a new one hardlinks unchanged files from: its directory and its manifest."""
 
-    def __init__(self, source, manifest, dest, base_dir=None, base_manifest=None):
-        self.source = source
-        self.manifest = manifest
-        self.dest = dest
-        self.base_dir = base_dir
-        self.base_manifest = base_manifest or {}
-        self.as_root = os.geteuid() == 0
-        self.keep_owner = self.as_root and source.keeps_owner
-        self.stats = {'files_linked': 0, 'bytes_linked': 0, 'files_written': 0, 'bytes_written': 0}
-        self.link_fallback = None
+    def __init__(self, path, manifest):
+        self.path = path
+        self.manifest = manifest or {}
         self._moved_dirs = None
+        self._own = {}
 
-    def _dir_moved(self, rel):
-        """Whether a directory on the way to ``rel`` in the base release is no longer the directory its
-        manifest recorded (for example a shared path replaced it with a symlink into <root>/shared):
-        files below it are not the release's own and are never linked from."""
+    def moved(self, rel):
+        """Whether a directory on the way to ``rel`` is no longer the directory the manifest recorded
+        (for example a shared path replaced it with a symlink into <root>/shared): files below it are
+        not the release's own and are never linked from."""
         if self._moved_dirs is None:
             self._moved_dirs = set()
-            for d, b in self.base_manifest.items():
+            for d, b in self.manifest.items():
                 if b[KIND] == 'd':
                     try:
-                        if not stat.S_ISDIR(os.lstat(os.path.join(self.base_dir, d)).st_mode):
+                        if not stat.S_ISDIR(os.lstat(os.path.join(self.path, d)).st_mode):
                             self._moved_dirs.add(d)
                     except OSError:
                         self._moved_dirs.add(d)
@@ -146,24 +145,53 @@ class Builder(object):
         parts = rel.split('/')
         return any('/'.join(parts[:i]) in self._moved_dirs for i in range(1, len(parts)))
 
-    def linkable(self, rel, e):
-        b = self.base_manifest.get(rel)
-        if b is None or b[KIND] != 'f' or b[DIGEST] != e[DIGEST] or b[MODE] != e[MODE]:
+    def own_file(self, rel):
+        """``(path, lstat)`` of the release's own regular file ``rel``, if it is still what its manifest
+        says (no hook rewrote it in place), else None."""
+        if rel not in self._own:
+            self._own[rel] = self._own_file(rel)
+        return self._own[rel]
+
+    def _own_file(self, rel):
+        b = self.manifest.get(rel)
+        if b is None or b[KIND] != 'f' or self.moved(rel):
             return None
-        if self.keep_owner and (b[UID] != e[UID] or b[GID] != e[GID]):
-            return None
-        if self._dir_moved(rel):
-            return None
-        path = os.path.join(self.base_dir, rel)
+        path = os.path.join(self.path, rel)
         try:
             st = os.lstat(path)
         except OSError:
             return None
-        # The base file must still be what its manifest says (no hook rewrote it in place).
         if not stat.S_ISREG(st.st_mode) or st.st_size != b[SIZE] or st.st_mtime_ns != b[MTIME] \
                 or stat.S_IMODE(st.st_mode) != b[MODE]:
             return None
         return path, st
+
+    def is_own_file(self, rel, identity):
+        """Whether the file of ``identity`` (st_dev, st_ino) is the release's own file ``rel`` itself."""
+        found = self.own_file(rel) if identity is not None else None
+        return found is not None and identity == (found[1].st_dev, found[1].st_ino)
+
+
+class Builder(object):
+    """Materialize a manifest into a staging directory, hardlinking from a base release."""
+
+    def __init__(self, source, manifest, dest, base=None):
+        self.source = source
+        self.manifest = manifest
+        self.dest = dest
+        self.base = base
+        self.as_root = os.geteuid() == 0
+        self.keep_owner = self.as_root and source.keeps_owner
+        self.stats = {'files_linked': 0, 'bytes_linked': 0, 'files_written': 0, 'bytes_written': 0}
+        self.link_fallback = None
+
+    def linkable(self, rel, e):
+        b = self.base.manifest.get(rel)
+        if b is None or b[KIND] != 'f' or b[DIGEST] != e[DIGEST] or b[MODE] != e[MODE]:
+            return None
+        if self.keep_owner and (b[UID] != e[UID] or b[GID] != e[GID]):
+            return None
+        return self.base.own_file(rel)
 
     def _link(self, found, path):
         """Hardlink the base file ``found`` (from linkable) at ``path``; False, with link_fallback set, when
@@ -215,7 +243,7 @@ class Builder(object):
                 os.symlink(e[DIGEST], path)
                 self._apply(path, e, is_link=True)
             else:
-                found = self.linkable(rel, e) if self.base_dir else None
+                found = self.linkable(rel, e) if self.base else None
                 if found is not None and self.link_fallback is None:
                     if self._link(found, path):
                         # The release records the linked file as it is (its mtime may be older).
@@ -242,15 +270,13 @@ class Builder(object):
             if e[KIND] != 'f':
                 continue
             path = os.path.join(self.dest, rel)
-            found = self.linkable(rel, e) if self.base_dir and self.link_fallback is None else None
-            if found is not None:
-                st = os.lstat(path)
-                if (st.st_dev, st.st_ino) != (found[1].st_dev, found[1].st_ino):
-                    tmp = os.path.join(os.path.dirname(path), '.cutover-link.%d' % os.getpid())
-                    if self._link(found, tmp):
-                        os.rename(tmp, path)
-                    else:
-                        found = None
+            found = self.linkable(rel, e) if self.base and self.link_fallback is None else None
+            if found is not None and self.source.identity.get(rel) != (found[1].st_dev, found[1].st_ino):
+                tmp = os.path.join(os.path.dirname(path), '.cutover-link.%d' % os.getpid())
+                if self._link(found, tmp):
+                    os.rename(tmp, path)
+                else:
+                    found = None
             if found is not None:
                 e[MTIME] = found[1].st_mtime_ns
                 self.stats['files_linked'] += 1
@@ -358,7 +384,8 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
             return reuse(releases[release_id])
 
     base_id, base_manifest = pick_base(layout, releases)
-    manifest = scan(source, base_manifest, checksum)
+    base = BaseRelease(layout.release_path(base_id), base_manifest) if base_id else None
+    manifest = scan(source, base_manifest, checksum, base)
     if not any(e[KIND] == 'f' or e[KIND] == 'l' for e in manifest.values()):
         raise CutoverError('The source %s is empty (no files to release).' % source.path, path=source.path)
     fp = fingerprint(manifest)
@@ -385,8 +412,7 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
     result.update(changed=True, id=release_id, release_path=path, state='ready', base=base_id)
     if check_mode:
         # The same test the real build makes, so check mode predicts exactly what it will do.
-        judge = Builder(source, manifest, None, base_dir=layout.release_path(base_id) if base_id else None,
-                        base_manifest=base_manifest)
+        judge = Builder(source, manifest, None, base)
         for rel, e in manifest.items():
             if e[KIND] != 'f':
                 continue
@@ -398,8 +424,7 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
 
     layout.ensure_dirs()
     staging = source.path if move_source else os.path.join(layout.staging_dir, staging_name(release_id))
-    builder = Builder(source, manifest, staging, base_dir=layout.release_path(base_id) if base_id else None,
-                      base_manifest=base_manifest)
+    builder = Builder(source, manifest, staging, base)
     try:
         if move_source:
             builder.adopt()

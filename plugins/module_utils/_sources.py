@@ -57,6 +57,8 @@ class DirectorySource(object):
         self.revision = None
         self.description = 'dir:%s' % path
         self.special = []
+        # (st_dev, st_ino) of every regular file entries() gave, by relative path.
+        self.identity = {}
 
     def entries(self):
         stack = ['']
@@ -81,6 +83,7 @@ class DirectorySource(object):
                     subdirs.append(rel)
                 elif stat.S_ISREG(mode):
                     path = de.path
+                    self.identity[rel] = (st.st_dev, st.st_ino)
                     yield (rel, 'f', stat.S_IMODE(mode), st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid, None,
                            lambda path=path: open(path, 'rb'))
                 elif stat.S_ISLNK(mode):

@@ -721,3 +721,45 @@ def test_move_source_of_an_archive_is_refused(layout, tmp_path):
     archive = make_tar(os.path.join(layout.staging_dir, 'site.tar.gz'), [('index.html', b'hi')])
     with pytest.raises(CutoverError, match=r'move_source needs a directory source, and .*site.tar.gz is not one'):
         build(layout, archive, move_source=True)
+
+
+def test_checksum_catches_a_change_that_keeps_size_and_mtime(layout, tmp_path):
+    src = write_tree(tmp_path / 'src', SITE)
+    os.utime(os.path.join(src, 'index.html'), (MTIME, MTIME))
+    first = build(layout, src, checksum=True)
+    switch(layout, release=first['id'])
+    # Same size, same mtime (a reproducible build), other content.
+    with open(os.path.join(src, 'index.html'), 'w') as f:
+        f.write('<h1>HOME</h1>')
+    os.utime(os.path.join(src, 'index.html'), (MTIME, MTIME))
+
+    quick = build(layout, src, check_mode=True)
+    assert quick['changed'] is False  # the quick check cannot see it: the trap checksum is for
+    second = build(layout, src, checksum=True)
+    assert second['changed'] is True
+    assert read(os.path.join(second['release_path'], 'index.html')) == b'<h1>HOME</h1>'
+
+
+def test_checksum_push_trusts_a_hardlink_of_the_base_only_while_it_is_as_recorded(layout, tmp_path):
+    src = write_tree(tmp_path / 'src', SITE)
+    first = build(layout, push(layout, src), move_source=True, checksum=True)
+    switch(layout, release=first['id'])
+    with open(os.path.join(src, 'js/app.js'), 'w') as f:
+        f.write('console.log(2)')
+    pushed = push(layout, src, 'push-2')
+    # The live release's index.html, which the push shares (one inode), is edited in place.
+    live = os.path.join(first['release_path'], 'index.html')
+    assert ino(live) == ino(os.path.join(pushed, 'index.html'))
+    with open(live, 'r+b') as f:
+        f.write(b'<h1>HACK</h1>')
+    second = build(layout, pushed, move_source=True, checksum=True)
+    assert (second['files_linked'], second['files_written']) == (1, 2)  # css; app.js and the edited file
+    switch(layout, release=second['id'])
+
+    # The next release of the true site, built without rsync, must not take the edited file for
+    # the true one: second's manifest recorded what its index.html really holds.
+    third = build(layout, src, checksum=True)
+    assert third['changed'] is True
+    assert read(os.path.join(third['release_path'], 'index.html')) == SITE['index.html'].encode()
+    css = 'css/site.css'
+    assert ino(os.path.join(third['release_path'], css)) == ino(os.path.join(first['release_path'], css))
