@@ -68,6 +68,7 @@ play deploy -e deploy_src="$HERE/files/v1" -e "$SHARED" -e deploy_probe_url=$URL
 expect_page index.php "page v1 part v1"
 expect_page asset.txt "asset v1"
 V1=$(current)
+[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the deploy did not give the lock back"
 
 step "an upload survives the next deploys"
 echo "uploaded by a user" >"$ROOT/shared/public/media/upload.txt"
@@ -151,12 +152,15 @@ play deploy -e deploy_src= -e deploy_git_repo="file://$OUT/repo" -e deploy_git_v
 expect_page index.php "page v2 part v2"
 [[ $(current) == *-"${commit:0:12}" ]] || fail "the git release $(current) does not carry the commit ${commit:0:12}"
 
-step "a hook runs after the switch and sees the new release"
-play deploy -e deploy_src="$HERE/files/v1" -e '{"deploy_hooks": {"after_switch": "'"$HERE"'/files/hooks/after_switch.yml"}}'
+step "hooks run after the switch (seeing the new release) and after pruning (still under the lock)"
+play deploy -e deploy_src="$HERE/files/v1" -e '{"deploy_hooks": {"after_switch": "'"$HERE"'/files/hooks/after_switch.yml",
+  "after_prune": "'"$HERE"'/files/hooks/after_prune.yml"}}'
 expect_page index.php "page v1"
 read -r hook_release hook_previous </srv/cutover-it/hook-after-switch.txt
 [[ $hook_release == "$(current)" ]] || fail "the hook saw $hook_release, current is $(current)"
 [[ $hook_previous == *-"${commit:0:12}" ]] || fail "the hook saw $hook_previous as the previous release"
+[[ $(cat /srv/cutover-it/hook-after-prune.txt) == locked ]] || fail "the after_prune hook ran without the lock"
+[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back after the after_prune hook"
 
 step "deploy with migrations: the expand migrations run before the switch, the schema is recorded"
 # The application: the pages of v2 and v3 with the example shop's migration program (yoyo)
