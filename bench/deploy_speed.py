@@ -14,6 +14,9 @@ on the controller to this host over a local connection, it times ``ansible-playb
 cutover.web.deploy`` for a first deploy, a redeploy after a one-file change and a redeploy with
 nothing changed, and ``ansible-playbook cutover.web.rollback``; beside, in the same run, the raw
 floor: ``rsync -a --link-dest=<previous> <src>/ <new>/ && ln -s <new> tmp && mv -T tmp current``.
+The playbook compares file contents by default (``deploy_checksum: true``, rsync ``-c``), so it runs
+twice: as it comes, beside the floor with ``rsync -a -c``, and with ``deploy_checksum: false``
+(size and mtime, as plain rsync), beside the plain floor.
 It also times what any playbook costs before it does anything (``ansible-playbook`` of one debug
 task) and the deploy playbook on a one-file site (every task of the deploy, no size-dependent
 work), and reports them separately. Finally it makes five one-file-change releases with each
@@ -50,15 +53,17 @@ def log(msg):
 
 
 class Cutover(object):
-    label = 'cutover.web deploy playbook'
+    """The deploy playbook; ``checksum`` is its deploy_checksum (true, the default: compare contents)."""
 
-    def __init__(self, ansible, root):
+    def __init__(self, ansible, root, checksum=True):
         self.ansible = ansible
         self.root = root
+        self.checksum = checksum
+        self.label = 'cutover.web deploy playbook%s' % ('' if checksum else ', deploy_checksum: false')
 
     def deploy(self, src):
         return self.ansible.play('cutover.web.deploy', {'deploy_root': self.root, 'deploy_src': src,
-                                                        'deploy_keep': 10})
+                                                        'deploy_keep': 10, 'deploy_checksum': self.checksum})
 
     def rollback(self):
         return self.ansible.play('cutover.web.rollback', {'rollback_root': self.root})
@@ -71,11 +76,14 @@ class Cutover(object):
 
 
 class Floor(object):
-    label = 'raw floor: rsync --link-dest + ln -s + mv -T'
+    """rsync -a --link-dest=<previous> into a new directory, then ln -s + mv -T; with ``checksum``,
+    rsync compares contents (-c), as the deploy playbook does by default."""
 
-    def __init__(self, root):
+    def __init__(self, root, checksum=False):
         self.root = root
         self.n = 0
+        self.checksum = checksum
+        self.label = 'raw floor: rsync -a%s --link-dest + ln -s + mv -T' % (' -c' if checksum else '')
         os.makedirs(os.path.join(root, 'releases'))
 
     def deploy(self, src):
@@ -86,8 +94,8 @@ class Floor(object):
         prev = os.path.realpath(cur) if os.path.islink(cur) else None
         tmp = os.path.join(self.root, '.current.tmp')
         q = shlex.quote
-        script = 'rsync -a %s%s/ %s/ && ln -s %s %s && mv -T %s %s' % (
-            ('--link-dest=%s ' % q(prev)) if prev else '', q(src), q(new), q('releases/' + rid), q(tmp), q(tmp),
+        script = 'rsync -a%s %s%s/ %s/ && ln -s %s %s && mv -T %s %s' % (
+            ' -c' if self.checksum else '', ('--link-dest=%s ' % q(prev)) if prev else '', q(src), q(new), q('releases/' + rid), q(tmp), q(tmp),
             q(cur))
         t = time.perf_counter()
         proc = subprocess.run(['sh', '-c', script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
@@ -150,8 +158,12 @@ def main(argv=None):
             f.write('<?php echo "tiny";\n')
         tiny_changer = Changer(tiny, 'public/index.php')
 
-        t = {k: [] for k in ('startup', 'fixed', 'first', 'onefile', 'nochange', 'rollback',
-                             'floor_first', 'floor_onefile', 'floor_nochange')}
+        # Four methods: the playbook as it comes (contents compared) beside the floor that compares
+        # contents too (rsync -c), and the playbook comparing size and mtime beside the plain floor.
+        keys = ('cut', 'floor_c', 'quick', 'floor')
+        steps = ('first', 'onefile', 'nochange')
+        t = {k: [] for k in ('startup', 'fixed', 'rollback')}
+        t.update({(key, step): [] for key in keys for step in steps})
         checks = []
 
         log('warm-up: one untimed deploy')
@@ -165,32 +177,34 @@ def main(argv=None):
             tiny_changer.change()
             t['fixed'].append(small.deploy(tiny)[0])
 
-            cut = Cutover(ansible, os.path.join(workdir, 'cutover.%d' % r))
-            floor = Floor(os.path.join(workdir, 'floor.%d' % r))
+            methods = {
+                'cut': Cutover(ansible, os.path.join(workdir, 'cutover.%d' % r)),
+                'floor_c': Floor(os.path.join(workdir, 'floor-c.%d' % r), checksum=True),
+                'quick': Cutover(ansible, os.path.join(workdir, 'cutover-quick.%d' % r), checksum=False),
+                'floor': Floor(os.path.join(workdir, 'floor.%d' % r)),
+            }
             settle()
-            for step in ('first', 'onefile', 'nochange'):
+            for step in steps:
                 expected = changer.change() if step == 'onefile' else None
-                # Alternate who goes first, and give both warm caches and no one else's writeback.
-                order = [cut, floor] if r % 2 == 0 else [floor, cut]
-                for method in order:
+                # Rotate who goes first, and give all warm caches and no one else's writeback.
+                order = list(keys[r % len(keys):] + keys[:r % len(keys)])
+                for key in order:
+                    method = methods[key]
                     warm(src, read=True)
                     level()
-                    if method is cut:
-                        before = cut.releases() if step == 'nochange' else None
-                        elapsed, recap = cut.deploy(src)
-                        t[step].append(elapsed)
-                        if step == 'nochange':
-                            if cut.releases() != before:
-                                checks.append('repeat %d: the unchanged redeploy made a release' % (r + 1))
-                            if recap.get('changed') != 0:
-                                checks.append('repeat %d: the unchanged redeploy reported changed=%s'
-                                              % (r + 1, recap.get('changed')))
-                    else:
-                        t['floor_' + step].append(floor.deploy(src)[0])
+                    before = method.releases() if step == 'nochange' and isinstance(method, Cutover) else None
+                    elapsed, recap = method.deploy(src)
+                    t[key, step].append(elapsed)
+                    if before is not None:
+                        if method.releases() != before:
+                            checks.append('repeat %d: the unchanged redeploy (%s) made a release' % (r + 1, key))
+                        if recap.get('changed') != 0:
+                            checks.append('repeat %d: the unchanged redeploy (%s) reported changed=%s'
+                                          % (r + 1, key, recap.get('changed')))
                     if expected is not None:
                         check_live(method, changer, expected)
-                    took = (t[step] if method is cut else t['floor_' + step])[-1]
-                    log('  %-9s %-45s %.2fs' % (step, method.label, took))
+                    log('  %-9s %-60s %.2fs' % (step, method.label, elapsed))
+            cut = methods['cut']
             previous = cut.current_dir()
             elapsed, recap = cut.rollback()
             t['rollback'].append(elapsed)
@@ -211,15 +225,15 @@ def main(argv=None):
             disk[name] = {'one': one, 'five': disk_usage(method.root), 'rel_one': rel_one,
                           'rel_five': disk_usage(releases)}
 
-        floor_onefile = med(t['floor_onefile'])
-        fixed = med(t['fixed'])
-        budget = 3 * floor_onefile + fixed
-        rows = [
-            ('first deploy', t['first'], t['floor_first']),
-            ('redeploy, one file changed', t['onefile'], t['floor_onefile']),
-            ('redeploy, nothing changed', t['nochange'], t['floor_nochange']),
-            ('rollback', t['rollback'], []),
-        ]
+        startup = med(t['startup'])
+
+        def target(label, ours, floor_key):
+            floor = med(t[floor_key, 'onefile'])
+            budget = 3 * floor + startup
+            mine = med(t[ours, 'onefile'])
+            return '| one-file redeploy, %s <= 3 x floor + ansible-playbook start-up (%.2f x 3 + %.2f = %.2f s) | ' \
+                   '%.2f s | %s |' % (label, floor, startup, budget, mine, 'PASS' if mine <= budget else 'FAIL')
+
         info = machine_info(workdir)
         lines = [
             '# Deploy playbook speed (bench/deploy_speed.py)',
@@ -233,20 +247,24 @@ def main(argv=None):
             '(local connection), no Apache vhost. Seconds, median (min-max) of %d repeats.' % (
                 tree['files'], mib(tree['bytes']), tree['dirs'], args.seed, args.repeat),
             '',
-            '| step | cutover.web playbook | raw floor (rsync --link-dest + mv -T) |',
-            '| --- | --- | --- |',
+            '| step | cutover.web playbook (contents compared, the default) | raw floor, rsync -a -c | '
+            'cutover.web playbook, deploy_checksum: false | raw floor, rsync -a |',
+            '| --- | --- | --- | --- | --- |',
         ]
-        for title, ours, theirs in rows:
-            lines.append('| %s | %s | %s |' % (title, cell(ours), cell(theirs)))
+        for step, title in zip(steps, ('first deploy', 'redeploy, one file changed', 'redeploy, nothing changed')):
+            lines.append('| %s | %s |' % (title, ' | '.join(cell(t[key, step]) for key in keys)))
+        lines.append('| rollback | %s | n/a | n/a | n/a |' % cell(t['rollback']))
         lines += [
             '',
-            'Fixed costs, reported separately: `ansible-playbook` of one debug task %s s; the whole deploy playbook '
-            'on a one-file site (every task, nothing size-dependent) %s s.' % (cell(t['startup']), cell(t['fixed'])),
+            'Fixed costs, reported separately: `ansible-playbook` of one debug task (start-up) %s s; the whole '
+            'deploy playbook on a one-file site (every task, nothing size-dependent) %s s.' % (
+                cell(t['startup']), cell(t['fixed'])),
             '',
             '| target | measured | result |',
             '| --- | --- | --- |',
-            '| one-file redeploy <= 3 x floor + fixed playbook cost (%.2f x 3 + %.2f = %.2f s) | %.2f s | %s |' % (
-                floor_onefile, fixed, budget, med(t['onefile']), 'PASS' if med(t['onefile']) <= budget else 'FAIL'),
+            target('contents compared (default), beside rsync -a -c', 'cut', 'floor_c'),
+            target('deploy_checksum: false, beside rsync -a', 'quick', 'floor'),
+            target('contents compared (default), beside rsync -a', 'cut', 'floor'),
             '| unchanged redeploy makes no release, changed=0 | %s | %s |' % (
                 'no release made' if not any('unchanged' in c for c in checks) else '; '.join(checks),
                 'PASS' if not any('unchanged' in c for c in checks) else 'FAIL'),
