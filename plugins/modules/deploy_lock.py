@@ -149,11 +149,7 @@ def root_mode(module):
 def make_root(module, layout, mode):
     """Make the root with ``mode``, or give an existing one that mode; return whether anything changed."""
     root = layout.root
-    if os.path.islink(root) or not os.path.lexists(root):
-        if os.path.isdir(root):  # a symlink to a directory: its mode is the target's business
-            return False
-        if os.path.lexists(root):
-            raise CutoverError('The root %s is a symlink to nothing.' % root, path=root)
+    if not os.path.lexists(root):
         if not module.check_mode:
             try:
                 os.makedirs(root, mode)
@@ -161,9 +157,9 @@ def make_root(module, layout, mode):
             except OSError as exc:
                 raise CutoverError('Cannot create the root %s: %s.' % (root, exc.strerror), path=root)
         return True
-    if not os.path.isdir(root):
-        raise CutoverError('The root %s is not a directory.' % root, path=root)
-    if stat.S_IMODE(os.stat(root).st_mode) == mode:
+    layout.require_root()  # a file, or a link to nothing, is refused as it is without root_mode
+    # A symlink to a directory: its mode is the target's business.
+    if os.path.islink(root) or stat.S_IMODE(os.stat(root).st_mode) == mode:
         return False
     if not module.check_mode:
         os.chmod(root, mode)
