@@ -476,7 +476,13 @@ def remove_vhosts(names, ports, modules_before):
     if on:
         subprocess.run(['a2enmod', '-q'] + on, check=False)
     if off or on:
-        subprocess.run(['apache2ctl', 'restart'], check=False)
+        # Another MPM cannot be loaded by a restart (AH00534: Apache exits instead): stop, then start.
+        subprocess.run(['apache2ctl', 'stop'], check=False)
+        for _ in range(100):
+            if subprocess.run(['pgrep', '-x', 'apache2'], stdout=subprocess.DEVNULL, check=False).returncode != 0:
+                break
+            time.sleep(0.1)
+        subprocess.run(['apache2ctl', 'start'], check=False)
     else:
         subprocess.run(['apache2ctl', 'graceful'], check=False)
 
