@@ -251,6 +251,13 @@ def _copy_fd(src, dst):
             view = view[os.write(dst, view):]
 
 
+def _is_symlink(name, dir_fd):
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
+
+
 class Tree(object):
     """A directory reached only through descriptors: every path below it is resolved one component at a
     time with O_NOFOLLOW, so a symlink inside it (one the build made, or one put there meanwhile) is never
@@ -284,7 +291,11 @@ class Tree(object):
             try:
                 fd = os.open(name, DIR_FLAGS, dir_fd=parent)
             except OSError as exc:
-                raise OSError(exc.errno, exc.strerror, self.full('/'.join(names[:len(self._dirs) + 1])))
+                full = self.full('/'.join(names[:len(self._dirs) + 1]))
+                if exc.errno in (errno.ENOTDIR, errno.ELOOP) and _is_symlink(name, parent):
+                    raise OSError(errno.ELOOP, 'it is a symlink, and no link in a release being built is followed',
+                                  full)
+                raise OSError(exc.errno, exc.strerror, full)
             self._dirs.append((name, fd))
         return (self._dirs[-1][1] if self._dirs else self.fd), parts[-1]
 

@@ -908,6 +908,37 @@ def test_move_source_renames_the_pushed_tree_and_shares_unchanged_files(layout, 
     assert os.listdir(layout.staging_dir) == []
 
 
+def test_move_source_never_links_through_a_symlink_put_in_the_push(layout, tmp_path):
+    """A directory of the push replaced by a symlink after the scan: the file below it is not swapped for a
+    hardlink of the base's there, outside the root."""
+    src = write_tree(tmp_path / 'src', {'index.html': 'home', 'd/x.txt': 'same'})
+    first = build(layout, src, 'v1')
+    switch(layout, release='v1')
+    outside = write_tree(tmp_path / 'outside', {'x.txt': 'same'})
+    before = snapshot(outside)
+    pushed = os.path.join(layout.staging_dir, 'push-2')
+    shutil.copytree(src, pushed)
+    write_tree(pushed, {'index.html': 'home 2'})
+    source = open_source(pushed)
+    scan_pass = source.entries
+
+    def entries():
+        yield from scan_pass()
+        # The scan is done; the directory becomes a symlink before the files are linked.
+        shutil.rmtree(os.path.join(pushed, 'd'))
+        os.symlink(outside, os.path.join(pushed, 'd'))
+    source.entries = entries
+
+    with pytest.raises(CutoverError) as exc:
+        make_release(layout, source, 'v2', sync=False, move_source=True)
+    assert exc.value.msg == ('Building the release failed at %s: it is a symlink, and no link in a release being '
+                             'built is followed; the partial release was removed and current was not touched.'
+                             % os.path.join(pushed, 'd'))
+    assert snapshot(outside) == before
+    assert os.listdir(layout.releases_dir) == ['v1']
+    assert ino(os.path.join(first['release_path'], 'd/x.txt')) != ino(os.path.join(outside, 'x.txt'))
+
+
 def test_move_source_of_known_content_returns_that_release_and_removes_the_push(layout, tmp_path):
     src = write_tree(tmp_path / 'src', SITE)
     first = build(layout, push(layout, src), move_source=True)
