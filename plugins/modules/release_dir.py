@@ -79,6 +79,9 @@ options:
         target host.
       - Symlinks are kept as symlinks. Owners are kept for a directory source when running as root, as
         C(rsync -a) does; files from archives and git belong to the user the module runs as.
+      - An archive whose members would land outside the release, below a symlink or a file, or that names a path
+        again as another kind (for example a directory and then a symlink) is refused. A regular file named again
+        replaces the earlier one, as C(tar) does on extraction.
     type: path
   git_repo:
     description:
