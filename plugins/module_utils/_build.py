@@ -88,15 +88,63 @@ def scan(source, previous=None, checksum=False, base=None):
         else:
             digest = ''
         manifest[rel] = [kind, mode, size, mtime_ns, digest, uid, gid]
+    _check_tree(source, manifest)
     return manifest
 
 
-def load_manifest(layout, release_id):
+def _check_tree(source, manifest):
+    """Refuse a manifest with an entry below one that is not a directory: building it would write through a
+    symlink (or fail on a file), whatever source or member order led there."""
+    for rel in manifest:
+        parent = rel
+        while '/' in parent:
+            parent = parent.rsplit('/', 1)[0]
+            above = manifest.get(parent)
+            if above is None:
+                continue
+            if above[KIND] != 'd':
+                raise CutoverError('The source %s holds %r below %r, which is a %s there, not a directory.'
+                                   % (source.path, rel, parent, 'symlink' if above[KIND] == 'l' else 'file'),
+                                   path=source.path)
+            break
+
+
+def _manifest_problem(data):
+    """Why ``data`` is not a manifest as write_manifest writes it, or None."""
+    if not isinstance(data, dict):
+        return 'it is not a JSON object'
+    for rel, e in data.items():
+        parts = rel.split('/')
+        if rel.startswith('/') or '' in parts or '.' in parts or '..' in parts:
+            return 'it names the path %r' % rel
+        if not (isinstance(e, list) and len(e) == 7 and e[KIND] in ('d', 'f', 'l') and isinstance(e[DIGEST], str)
+                and all(isinstance(e[i], int) and not isinstance(e[i], bool) for i in (MODE, SIZE, MTIME, UID, GID))):
+            return 'its entry for %r is %s' % (rel, json.dumps(e)[:60])
+    return None
+
+
+def load_manifest(layout, release_id, warnings=None):
+    """The manifest of ``release_id``, or None when it is missing or unusable (a warning for the latter is
+    added to ``warnings``): a manifest that is not what write_manifest writes is never used."""
+    path = layout.manifest_path(release_id)
     try:
-        with open(layout.manifest_path(release_id), 'rb') as f:
-            return json.loads(f.read().decode('utf-8', 'surrogateescape'))
-    except (OSError, ValueError):
-        return None
+        with open(path, 'rb') as f:
+            data = json.loads(f.read().decode('utf-8', 'surrogateescape'))
+        problem = _manifest_problem(data)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        problem = 'it cannot be read (%s)' % exc.strerror
+    except ValueError as exc:
+        problem = 'it is not valid JSON (%s)' % exc
+    if problem is None:
+        return data
+    if warnings is not None:
+        message = 'Ignored the manifest %s because %s; release %s is not used as a hardlink base.' \
+            % (path, problem, release_id)
+        if message not in warnings:
+            warnings.append(message)
+    return None
 
 
 def write_manifest(layout, release_id, manifest):
@@ -172,8 +220,93 @@ class BaseRelease(object):
         return found is not None and identity == (found[1].st_dev, found[1].st_ino)
 
 
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _named(exc, path):
+    """``exc`` naming ``path`` when it names no absolute path itself (calls relative to a directory
+    descriptor name only the last component)."""
+    if exc.filename is not None and os.path.isabs(str(exc.filename)):
+        return exc
+    return OSError(exc.errno, exc.strerror, path)
+
+
+def _copy_fd(src, dst):
+    """Copy the rest of the open file ``src`` to ``dst``, with the kernel's help where it gives it."""
+    try:
+        while os.sendfile(dst, src, None, 1 << 30):
+            pass
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise
+    while True:
+        data = os.read(src, CHUNK)
+        if not data:
+            return
+        view = memoryview(data)
+        while view:
+            view = view[os.write(dst, view):]
+
+
+def _is_symlink(name, dir_fd):
+    try:
+        return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
+
+
+class Tree(object):
+    """A directory reached only through descriptors: every path below it is resolved one component at a
+    time with O_NOFOLLOW, so a symlink inside it (one the build made, or one put there meanwhile) is never
+    followed. ``at(rel)`` gives the descriptor of the directory holding ``rel`` and its name there."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = os.open(path, DIR_FLAGS)
+        self._dirs = []  # [(name, fd)]: the directories on the way to the one used last
+
+    def close(self):
+        for _name, fd in self._dirs:
+            os.close(fd)
+        self._dirs = []
+        os.close(self.fd)
+
+    def full(self, rel):
+        return os.path.join(self.path, rel)
+
+    def at(self, rel):
+        parts = rel.split('/')
+        names = parts[:-1]
+        keep = 0
+        while keep < len(self._dirs) and keep < len(names) and self._dirs[keep][0] == names[keep]:
+            keep += 1
+        for _name, fd in self._dirs[keep:]:
+            os.close(fd)
+        del self._dirs[keep:]
+        for name in names[keep:]:
+            parent = self._dirs[-1][1] if self._dirs else self.fd
+            try:
+                fd = os.open(name, DIR_FLAGS, dir_fd=parent)
+            except OSError as exc:
+                full = self.full('/'.join(names[:len(self._dirs) + 1]))
+                if exc.errno in (errno.ENOTDIR, errno.ELOOP) and _is_symlink(name, parent):
+                    raise OSError(errno.ELOOP, 'it is a symlink, and no link in a release being built is followed',
+                                  full)
+                raise OSError(exc.errno, exc.strerror, full)
+            self._dirs.append((name, fd))
+        return (self._dirs[-1][1] if self._dirs else self.fd), parts[-1]
+
+
 class Builder(object):
-    """Materialize a manifest into a staging directory, hardlinking from a base release."""
+    """Materialize a manifest into a staging directory, hardlinking from a base release.
+
+    Everything in the staging tree is made and reached through ``Tree``: files are created with
+    O_EXCL|O_NOFOLLOW below directories opened with O_NOFOLLOW, so nothing is ever written, copied or
+    linked through a symlink inside it.
+    """
 
     def __init__(self, source, manifest, dest, base=None):
         self.source = source
@@ -184,6 +317,7 @@ class Builder(object):
         self.keep_owner = self.as_root and source.keeps_owner
         self.stats = {'files_linked': 0, 'bytes_linked': 0, 'files_written': 0, 'bytes_written': 0}
         self.link_fallback = None
+        self.tree = None
 
     def linkable(self, rel, e):
         b = self.base.manifest.get(rel)
@@ -193,11 +327,12 @@ class Builder(object):
             return None
         return self.base.own_file(rel)
 
-    def _link(self, found, path):
-        """Hardlink the base file ``found`` (from linkable) at ``path``; False, with link_fallback set, when
-        the filesystem refuses hardlinks there."""
+    def _link(self, found, rel, as_name=None):
+        """Hardlink the base file ``found`` (from linkable) at ``rel`` (named ``as_name`` in its directory when
+        given); False, with link_fallback set, when the filesystem refuses hardlinks there."""
+        fd, name = self.tree.at(rel)
         try:
-            os.link(found[0], path)
+            os.link(found[0], as_name or name, dst_dir_fd=fd, follow_symlinks=False)
         except OSError as exc:
             if exc.errno not in LINK_FALLBACK_ERRNOS:
                 raise
@@ -205,111 +340,178 @@ class Builder(object):
             return False
         return True
 
-    def _apply(self, path, e, is_link=False):
+    def _apply_fd(self, fd, e):
         if self.keep_owner:
-            os.lchown(path, e[UID], e[GID])
-        if not is_link:
-            os.chmod(path, e[MODE])
-        os.utime(path, ns=(e[MTIME], e[MTIME]), follow_symlinks=not is_link)
+            os.fchown(fd, e[UID], e[GID])
+        os.fchmod(fd, e[MODE])
+        os.utime(fd, ns=(e[MTIME], e[MTIME]))
 
-    def _write(self, rel, e, reader):
-        path = os.path.join(self.dest, rel)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'wb') as out:
-            shutil.copyfileobj(reader, out, CHUNK)
-        self._apply(path, e)
-        self.stats['files_written'] += 1
-        self.stats['bytes_written'] += e[SIZE]
+    def _create(self, rel, e, fill, replace=False):
+        """Create the file ``rel`` (replacing the one made earlier in this build with ``replace``), let
+        ``fill(fd)`` write it, then give it the entry's owner, mode and mtime."""
+        fd, name = self.tree.at(rel)
+        if replace:
+            os.unlink(name, dir_fd=fd)
+        out = os.open(name, NEW_FILE_FLAGS, 0o600, dir_fd=fd)
+        try:
+            fill(out)
+            self._apply_fd(out, e)
+        finally:
+            os.close(out)
+        if not replace:
+            self.stats['files_written'] += 1
+            self.stats['bytes_written'] += e[SIZE]
+
+    def _write(self, rel, e, reader, replace=False):
+        def fill(out):
+            with os.fdopen(os.dup(out), 'wb') as f:
+                shutil.copyfileobj(reader, f, CHUNK)
+        self._create(rel, e, fill, replace)
+
+    def _copy_fd(self, rel, e, src, replace=False):
+        self._create(rel, e, lambda out: _copy_fd(src, out), replace)
 
     def _copy_path(self, rel, e, src_path):
-        path = os.path.join(self.dest, rel)
-        shutil.copyfile(src_path, path)
-        self._apply(path, e)
-        self.stats['files_written'] += 1
-        self.stats['bytes_written'] += e[SIZE]
+        src = os.open(src_path, READ_FLAGS)
+        try:
+            self._copy_fd(rel, e, src)
+        finally:
+            os.close(src)
+
+    def _copy_inside(self, rel, e, target, replace=False):
+        """Copy ``target``, a file made earlier in this build (a tar hard link member names it), to ``rel``."""
+        fd, name = self.tree.at(target)
+        src = os.open(name, READ_FLAGS, dir_fd=fd)
+        try:
+            self._copy_fd(rel, e, src, replace)
+        finally:
+            os.close(src)
+
+    def _in_tree(self, work):
+        """Run ``work()`` on the staging tree, then make the tree's top directory 0755."""
+        self.tree = Tree(self.dest)
+        try:
+            work()
+            os.fchmod(self.tree.fd, 0o755)
+        finally:
+            self.tree.close()
+
+    def _each(self, rels, step):
+        """``step(rel)`` for each of ``rels``; an OSError names the path in the staging tree it came from."""
+        for rel in rels:
+            try:
+                step(rel)
+            except OSError as exc:
+                raise _named(exc, self.tree.full(rel))
 
     def build(self):
         os.mkdir(self.dest, 0o700)
-        dest = self.dest
+        self._in_tree(self._build)
+
+    def _build(self):
         needed = []
-        hardlinks = []
-        for rel in sorted(self.manifest):
-            e = self.manifest[rel]
-            path = os.path.join(dest, rel)
-            kind = e[KIND]
-            if kind == 'd':
-                os.mkdir(path, 0o700)
-            elif kind == 'l':
-                os.symlink(e[DIGEST], path)
-                self._apply(path, e, is_link=True)
+        self._each(sorted(self.manifest), lambda rel: self._make(rel, self.manifest[rel], needed))
+        self._fill(needed)
+        self._each(sorted((r for r, e in self.manifest.items() if e[KIND] == 'd'), reverse=True), self._finish_dir)
+
+    def _finish_dir(self, rel):
+        fd, name = self.tree.at(rel)
+        dfd = os.open(name, DIR_FLAGS, dir_fd=fd)
+        try:
+            self._apply_fd(dfd, self.manifest[rel])
+        finally:
+            os.close(dfd)
+
+    def _make(self, rel, e, needed):
+        """Make ``rel`` in the staging tree, or add it to ``needed`` when it is to be written from the source."""
+        fd, name = self.tree.at(rel)
+        kind = e[KIND]
+        if kind == 'd':
+            os.mkdir(name, 0o700, dir_fd=fd)
+            return
+        if kind == 'l':
+            os.symlink(e[DIGEST], name, dir_fd=fd)
+            if self.keep_owner:
+                os.chown(name, e[UID], e[GID], dir_fd=fd, follow_symlinks=False)
+            os.utime(name, ns=(e[MTIME], e[MTIME]), dir_fd=fd, follow_symlinks=False)
+            return
+        found = self.linkable(rel, e) if self.base else None
+        if found is not None and self.link_fallback is None:
+            if self._link(found, rel):
+                # The release records the linked file as it is (its mtime may be older).
+                e[MTIME] = found[1].st_mtime_ns
+                self.stats['files_linked'] += 1
+                self.stats['bytes_linked'] += e[SIZE]
             else:
-                found = self.linkable(rel, e) if self.base else None
-                if found is not None and self.link_fallback is None:
-                    if self._link(found, path):
-                        # The release records the linked file as it is (its mtime may be older).
-                        e[MTIME] = found[1].st_mtime_ns
-                        self.stats['files_linked'] += 1
-                        self.stats['bytes_linked'] += e[SIZE]
-                        continue
-                    found = None
-                if found is not None:
-                    self._copy_path(rel, e, found[0])
-                    continue
                 needed.append(rel)
-        self._fill(needed, hardlinks)
-        for rel in sorted((r for r, e in self.manifest.items() if e[KIND] == 'd'), reverse=True):
-            self._apply(os.path.join(dest, rel), self.manifest[rel])
-        os.chmod(dest, 0o755)
+        elif found is not None:
+            self._copy_path(rel, e, found[0])
+        else:
+            needed.append(rel)
 
     def adopt(self):
         """Make the source directory itself the release (it is ``self.dest``): each file equal to the base
         release's becomes a hardlink of it, unless it is one already (rsync --link-dest makes most of
         them); other files stay where they are, counted as written."""
-        for rel in sorted(self.manifest):
-            e = self.manifest[rel]
-            if e[KIND] != 'f':
-                continue
-            path = os.path.join(self.dest, rel)
-            found = self.linkable(rel, e) if self.base and self.link_fallback is None else None
-            if found is not None and self.source.identity.get(rel) != (found[1].st_dev, found[1].st_ino):
-                tmp = os.path.join(os.path.dirname(path), '.cutover-link.%d' % os.getpid())
-                if self._link(found, tmp):
-                    os.rename(tmp, path)
-                else:
-                    found = None
-            if found is not None:
-                e[MTIME] = found[1].st_mtime_ns
-                self.stats['files_linked'] += 1
-                self.stats['bytes_linked'] += e[SIZE]
-            else:
-                self.stats['files_written'] += 1
-                self.stats['bytes_written'] += e[SIZE]
-        # What the manifest left out (sockets, FIFOs, devices) is not part of a release.
-        for rel in getattr(self.source, 'special', ()):
-            os.unlink(os.path.join(self.dest, rel))
-        os.chmod(self.dest, 0o755)
+        self._in_tree(self._adopt_all)
 
-    def _fill(self, needed, hardlinks):
+    def _adopt_all(self):
+        self._each(sorted(self.manifest), lambda rel: self._adopt(rel, self.manifest[rel]))
+        # What the manifest left out (sockets, FIFOs, devices) is not part of a release.
+        self._each(getattr(self.source, 'special', ()), self._unlink)
+
+    def _unlink(self, rel):
+        fd, name = self.tree.at(rel)
+        os.unlink(name, dir_fd=fd)
+
+    def _adopt(self, rel, e):
+        if e[KIND] != 'f':
+            return
+        found = self.linkable(rel, e) if self.base and self.link_fallback is None else None
+        if found is not None and self.source.identity.get(rel) != (found[1].st_dev, found[1].st_ino):
+            tmp = '.cutover-link.%d' % os.getpid()
+            if self._link(found, rel, tmp):
+                fd, name = self.tree.at(rel)
+                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            else:
+                found = None
+        if found is not None:
+            e[MTIME] = found[1].st_mtime_ns
+            self.stats['files_linked'] += 1
+            self.stats['bytes_linked'] += e[SIZE]
+        else:
+            self.stats['files_written'] += 1
+            self.stats['bytes_written'] += e[SIZE]
+
+    def _fill(self, needed):
         if not needed:
             return
         hint = getattr(self.source, 'copy_hint', None)
         if hint is not None:
-            for rel in needed:
-                self._copy_path(rel, self.manifest[rel], hint(rel))
+            self._each(needed, lambda rel: self._copy_path(rel, self.manifest[rel], hint(rel)))
             return
         wanted = set(needed)
+        done = set()
         for rel, kind, mode, size, mtime_ns, uid, gid, extra, opener in self.source.entries():
-            if rel not in wanted:
+            if rel not in wanted or kind not in ('f', 'h'):
                 continue
-            if kind == 'f':
-                with opener() as reader:
-                    self._write(rel, self.manifest[rel], reader)
-            elif kind == 'h':
-                self._copy_path(rel, self.manifest[rel], os.path.join(self.dest, extra))
-            wanted.discard(rel)
-        if wanted:
+            try:
+                if kind == 'f':
+                    with opener() as reader:
+                        # A file the archive names again replaces the earlier one, as tar does.
+                        self._write(rel, self.manifest[rel], reader, replace=rel in done)
+                else:
+                    target = self.manifest.get(extra)
+                    if target is None or target[KIND] != 'f':
+                        raise CutoverError('The source %s changed while the release was built (the hard link %r '
+                                           'names %r).' % (self.source.path, rel, extra), path=self.source.path)
+                    self._copy_inside(rel, self.manifest[rel], extra, replace=rel in done)
+            except OSError as exc:
+                raise _named(exc, self.tree.full(rel))
+            done.add(rel)
+        if wanted - done:
             raise CutoverError('The source %s changed while the release was built (%s vanished).'
-                               % (self.source.path, sorted(wanted)[0]), path=self.source.path)
+                               % (self.source.path, sorted(wanted - done)[0]), path=self.source.path)
 
 
 def _count(manifest):
@@ -317,14 +519,15 @@ def _count(manifest):
     return len(files), sum(e[SIZE] for e in files)
 
 
-def pick_base(layout, releases):
-    """The release to hardlink unchanged files from: the current one, else the newest ready one."""
+def pick_base(layout, releases, warnings=None):
+    """The release to hardlink unchanged files from: the current one, else the newest ready one (whose
+    manifest is usable)."""
     current = layout.current_id()
     order = [releases[current]] if current in releases else []
     order += layout.ordered(releases)
     for rel in order:
         if rel.mark in ('ready',) or rel.id == current:
-            manifest = load_manifest(layout, rel.id)
+            manifest = load_manifest(layout, rel.id, warnings)
             if manifest is not None:
                 return rel.id, manifest
     return None, None
@@ -339,6 +542,8 @@ def make_release(layout, source, release_id=None, checksum=False, sync=True, che
     if move_source:
         _check_movable(layout, source)
     result = _make_release(layout, source, release_id, checksum, sync, check_mode, id_stamp, move_source)
+    if not result['warnings']:
+        del result['warnings']
     if move_source and not check_mode and not result['changed'] and os.path.lexists(source.path):
         shutil.rmtree(source.path)
         result['source_removed'] = True
@@ -367,10 +572,10 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
                                'move it away.' % layout.release_path(release_id), path=layout.release_path(release_id))
     result = {'changed': False, 'reused': False, 'link_fallback': None, 'base': None,
               'files_linked': 0, 'bytes_linked': 0, 'files_written': 0, 'bytes_written': 0,
-              'revision': source.revision, 'source': source.description}
+              'revision': source.revision, 'source': source.description, 'warnings': []}
 
     def reuse(rel):
-        files, size = _count(load_manifest(layout, rel.id) or {})
+        files, size = _count(load_manifest(layout, rel.id, result['warnings']) or {})
         result.update(id=rel.id, release_path=layout.release_path(rel.id), fingerprint=rel.fingerprint, reused=True,
                       state=rel.state, revision=rel.revision, files=files, bytes=size)
         return result
@@ -383,7 +588,7 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
         if release_id is not None and release_id in releases and releases[release_id].revision == source.revision:
             return reuse(releases[release_id])
 
-    base_id, base_manifest = pick_base(layout, releases)
+    base_id, base_manifest = pick_base(layout, releases, result['warnings'])
     base = BaseRelease(layout.release_path(base_id), base_manifest) if base_id else None
     manifest = scan(source, base_manifest, checksum, base)
     if not any(e[KIND] == 'f' or e[KIND] == 'l' for e in manifest.values()):

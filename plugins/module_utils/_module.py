@@ -7,14 +7,27 @@
 
 from __future__ import annotations
 
+import os
+
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, Layout
+
+
+def os_error(exc, where):
+    """A CutoverError for an OSError no refusal foresaw (a read-only filesystem, a permission, an I/O
+    error): one sentence naming the path it happened on (``where`` when it names none) and the cause."""
+    path = os.fsdecode(exc.filename) if isinstance(exc.filename, (str, bytes)) else where
+    also = ' (and %s)' % os.fsdecode(exc.filename2) if isinstance(exc.filename2, (str, bytes)) else ''
+    return CutoverError('Cannot use %s%s: %s.' % (path, also, exc.strerror or exc), path=path)
 
 
 def run(module, action):
     """Call ``action(layout)`` and exit the module with its result, or fail with one sentence."""
     try:
-        layout = Layout(module.params['root'])
-        result = action(layout)
+        try:
+            layout = Layout(module.params['root'])
+            result = action(layout)
+        except OSError as exc:
+            raise os_error(exc, module.params['root'])
     except CutoverError as exc:
         details = dict(exc.details)
         if exc.path is not None:

@@ -35,7 +35,15 @@ import time
 
 STATES = ('staging', 'ready', 'active', 'failed', 'bad')
 MARKABLE = ('ready', 'failed', 'bad')
-MAX_ID_LENGTH = 200
+# Every name made from a release id must fit the 255 bytes a filename may have (NAME_MAX). The longest
+# is a staging leftover moved to the trash by pruning, '<id>.<epoch>.<pid>.<host>' + '.<epoch>.<pid>':
+# epochs have 10 digits (until 2286), pids at most 7 (Linux caps pid_max at 4194304) and staging names
+# keep at most HOST_IN_NAMES bytes of the host name, so that name is the id plus 71 bytes; the manifest
+# '<id>.json.tmp' is the id plus 9, a backup directory the id itself. 180 leaves some room.
+NAME_MAX = 255
+HOST_IN_NAMES = 32
+LONGEST_ID_SUFFIX = 2 * len('.%d.%d' % (10 ** 9, 10 ** 6)) + len('.') + HOST_IN_NAMES
+MAX_ID_LENGTH = 180
 
 
 class CutoverError(Exception):
@@ -374,10 +382,16 @@ class Layout(object):
         return True
 
 
-def staging_name(release_id, now=None):
-    """Staging directory name: the start time is part of the name, so age never comes from mtime."""
+def staging_name(release_id, now=None, pid=None, host=None):
+    """Staging directory name: the start time is part of the name, so age never comes from mtime.
+
+    ``<id>.<epoch>.<pid>.<host>``, where the host is the first label of this host's name (``host``
+    when given), cut to HOST_IN_NAMES bytes so the name fits NAME_MAX for any valid id."""
     now = time.time() if now is None else now
-    return '%s.%d.%d.%s' % (release_id, int(now), os.getpid(), socket.gethostname().split('.')[0])
+    pid = os.getpid() if pid is None else pid
+    host = (socket.gethostname() if host is None else host).split('.')[0]
+    host = host.encode('utf-8', 'surrogateescape')[:HOST_IN_NAMES].decode('utf-8', 'ignore')
+    return '%s.%d.%d.%s' % (release_id, int(now), pid, host)
 
 
 def staging_started(name):

@@ -7,8 +7,9 @@
 
 Every source yields the same stream of entries, in an order where a directory comes before
 what it holds: ``(relpath, kind, mode, size, mtime_ns, uid, gid, extra, opener)``, where
-``kind`` is 'd', 'f' or 'l', ``extra`` is the link text of a symlink, and ``opener()`` returns
-a readable binary file for a regular file (valid only until the next entry is taken).
+``kind`` is 'd', 'f', 'l' or (tar only) 'h', ``extra`` is the link text of a symlink or the path of
+the earlier member a hard link names, and ``opener()`` returns a readable binary file for a regular
+file (valid only until the next entry is taken).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class DirectorySource(object):
                     path = de.path
                     self.identity[rel] = (st.st_dev, st.st_ino)
                     yield (rel, 'f', stat.S_IMODE(mode), st.st_size, st.st_mtime_ns, st.st_uid, st.st_gid, None,
-                           lambda path=path: open(path, 'rb'))
+                           lambda path=path: open_source_file(path))
                 elif stat.S_ISLNK(mode):
                     yield (rel, 'l', 0o777, 0, st.st_mtime_ns, st.st_uid, st.st_gid, os.readlink(de.path), None)
                 else:
@@ -97,6 +98,14 @@ class DirectorySource(object):
         return os.path.join(self.path, relpath)
 
 
+def open_source_file(path):
+    """A regular file of a directory source, opened for reading without following a symlink put in its place."""
+    try:
+        return os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), 'rb')
+    except OSError as exc:
+        raise CutoverError('Cannot read the source file %s: %s.' % (path, exc.strerror), path=path)
+
+
 def _clean_member_name(name, strip, archive):
     parts = [p for p in name.split('/') if p not in ('', '.')]
     if name.startswith('/') or '..' in parts:
@@ -106,11 +115,22 @@ def _clean_member_name(name, strip, archive):
     return '/'.join(parts)
 
 
+KIND_NAMES = {'d': 'directory', 'f': 'file', 'l': 'symlink', 'h': 'hard link'}
+
+
 def _as_tree(entries, archive):
     """Archive entries as a tree: missing parent directories are added (mode 0755), and an entry
     below one that is not a directory in the archive (a symlink, a file) is refused, so no member can
-    be written through a link the archive itself made."""
+    be written through a link the archive itself made.
+
+    A path named again is refused when its kind changes (a directory, then a symlink of that name:
+    members already placed below it would be written through the link), whatever the order. A
+    directory named again is the same directory. A regular file named again replaces the earlier one,
+    as tar does on extraction (``tar -r`` appends newer versions), unless a hard link member was made
+    to it in between (the link would keep the older content); nothing else may be named twice.
+    """
     kinds = {}
+    link_targets = set()
     for entry in entries:
         rel, kind = entry[0], entry[1]
         parts = rel.split('/')
@@ -122,9 +142,20 @@ def _as_tree(entries, archive):
                 yield (parent, 'd', 0o755, 0, entry[4], entry[5], entry[6], None, None)
             elif seen != 'd':
                 raise CutoverError('The archive %s holds %r below %r, which is a %s there, not a directory.'
-                                   % (archive, rel, parent, 'symlink' if seen == 'l' else 'file'), path=archive)
-        if kinds.get(rel) == 'd' and kind == 'd':
-            continue
+                                   % (archive, rel, parent, KIND_NAMES[seen]), path=archive)
+        seen = kinds.get(rel)
+        if seen is not None:
+            if seen == kind == 'd':
+                continue
+            if seen != kind or kind != 'f':
+                raise CutoverError('The archive %s holds %r as a %s and again as a %s, so a member could be written '
+                                   'through a link; only a regular file may be repeated.'
+                                   % (archive, rel, KIND_NAMES[seen], KIND_NAMES[kind]), path=archive)
+            if rel in link_targets:
+                raise CutoverError('The archive %s holds the file %r again after a hard link to it, and the link '
+                                   'would keep the older content.' % (archive, rel), path=archive)
+        if kind == 'h':
+            link_targets.add(entry[7])
         kinds[rel] = kind
         yield entry
 
@@ -303,8 +334,11 @@ def open_source(src, exclude=None, strip_components=0):
     lower = src.lower()
     if lower.endswith('.zip'):
         return ZipSource(src, exclude, strip_components)
-    if lower.endswith(ARCHIVE_SUFFIXES) or tarfile.is_tarfile(src):
-        return TarSource(src, exclude, strip_components)
-    if zipfile.is_zipfile(src):
-        return ZipSource(src, exclude, strip_components)
+    try:
+        if lower.endswith(ARCHIVE_SUFFIXES) or tarfile.is_tarfile(src):
+            return TarSource(src, exclude, strip_components)
+        if zipfile.is_zipfile(src):
+            return ZipSource(src, exclude, strip_components)
+    except OSError as exc:
+        raise CutoverError('The archive %s cannot be read: %s.' % (src, exc.strerror), path=src)
     raise CutoverError('The source %s is a file but not a tar or zip archive.' % src, path=src)

@@ -49,8 +49,9 @@ attributes:
 options:
   id:
     description:
-      - The release id, a single directory name. It may not be empty, contain C(/) or C(..), or start with
-        C(.) or C(-).
+      - The release id, a single directory name of at most 180 bytes (in UTF-8), so that every name made from it
+        (the staging directory, the manifest) fits the 255 bytes a filename may have. It may not be empty,
+        contain C(/) or C(..), or start with C(.) or C(-).
       - When omitted, an identical ready release is reused if there is one; otherwise the id is derived from
         the UTC time and the git commit or content fingerprint, for example C(20261122T101500Z-3f2a9c1d0b7e).
       - When given, exactly this id is used; a release of that id with other content is an error.
@@ -78,6 +79,9 @@ options:
         target host.
       - Symlinks are kept as symlinks. Owners are kept for a directory source when running as root, as
         C(rsync -a) does; files from archives and git belong to the user the module runs as.
+      - An archive whose members would land outside the release, below a symlink or a file, or that names a path
+        again as another kind (for example a directory and then a symlink) is refused. A regular file named again
+        replaces the earlier one, as C(tar) does on extraction.
     type: path
   git_repo:
     description:
@@ -346,6 +350,8 @@ def _present(module, layout):
         source = open_source(p['src'], p['exclude'], p['strip_components'])
     result = make_release(layout, source, p['id'], checksum=p['checksum'], sync=p['sync'],
                           check_mode=module.check_mode, id_stamp=p['stamp'], move_source=p['move_source'])
+    for warning in result.pop('warnings', ()):
+        module.warn(warning)
     if result.get('link_fallback'):
         module.warn('Hardlinks were refused (%s), so files of %s were copied instead; the release takes full '
                     'disk space.' % (result['link_fallback'], result['release_path']))

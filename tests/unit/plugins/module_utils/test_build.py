@@ -10,15 +10,21 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import stat
 import subprocess
 import tarfile
+import tempfile
+import time
 import zipfile
 
 import pytest
 
-from ansible_collections.cutover.web.plugins.module_utils._build import make_release
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, Layout
+from ansible_collections.cutover.web.plugins.module_utils._build import Builder, make_release
+from ansible_collections.cutover.web.plugins.module_utils._prune import prune, remove_release
+from ansible_collections.cutover.web.plugins.module_utils._releases import (
+    LONGEST_ID_SUFFIX, MAX_ID_LENGTH, CutoverError, Layout, staging_name,
+)
 from ansible_collections.cutover.web.plugins.module_utils._sources import git_source, open_source
 from ansible_collections.cutover.web.plugins.module_utils._switch import switch
 from ansible_collections.cutover.web.tests.unit.helpers import mark, read, snapshot, write_tree
@@ -467,6 +473,118 @@ def test_tar_member_below_a_tar_symlink_is_refused(layout, tmp_path):
         build(layout, archive)
 
 
+# An archive that names a directory again as a symlink, after members below it (the order the
+# below-a-symlink check alone does not see), in every spelling a hostile run found.
+THROUGH_A_LINK = {
+    'tar d': ('tar', [('d', None), ('d/file', b'pwned'), ('d', ('link', '{outside}'))]),
+    'tar ./d': ('tar', [('d', None), ('d/file', b'pwned'), ('./d', ('link', '{outside}'))]),
+    'tar hardlink before the link': ('tar', [('payload', b'pwned'), ('d', None), ('d/a', ('hard', 'payload')),
+                                             ('d', ('link', '{outside}'))]),
+    # zip members are taken in name order: './d/file' comes before 'd', and 'd/-file' before 'd/.'.
+    'zip d': ('zip', [('d/', None), ('./d/file', b'pwned'), ('d', ('link', '{outside}'))]),
+    'zip d/.': ('zip', [('d/', None), ('d/-file', b'pwned'), ('d/.', ('link', '{outside}'))]),
+}
+
+
+@pytest.mark.parametrize('case', sorted(THROUGH_A_LINK))
+def test_archive_naming_a_directory_again_as_a_symlink_is_refused(layout, tmp_path, case):
+    kind, members = THROUGH_A_LINK[case]
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    with open(str(outside / 'a'), 'wb') as f:
+        f.write(b'keep')
+    os.chmod(str(outside / 'a'), 0o600)
+    outside_before = snapshot(outside)
+    members = [('index.html', b'home')] + [
+        (name, (content[0], content[1].format(outside=outside)) if isinstance(content, tuple) else content)
+        for name, content in members]
+    archive = make_tar(tmp_path / 'evil.tgz', members) if kind == 'tar' else make_zip(tmp_path / 'evil.zip', members)
+
+    with pytest.raises(CutoverError) as exc:
+        build(layout, archive)
+    assert exc.value.msg == ("The archive %s holds 'd' as a directory and again as a symlink, so a member could be "
+                             "written through a link; only a regular file may be repeated." % archive)
+    assert exc.value.path == archive
+    assert snapshot(outside) == outside_before
+    assert not os.path.exists(layout.releases_dir) or os.listdir(layout.releases_dir) == []
+    assert not os.path.exists(layout.staging_dir) or os.listdir(layout.staging_dir) == []
+    assert not os.path.exists(layout.manifests_dir) or os.listdir(layout.manifests_dir) == []
+
+
+def test_tar_file_named_again_replaces_the_earlier_one(layout, tmp_path):
+    """A tar may repeat a regular file (tar -r appends a newer version): the last one counts, as on extraction."""
+    archive = make_tar(tmp_path / 'site.tgz', [('index.html', b'old'), ('css/site.css', b'css'),
+                                               ('index.html', b'new home')])
+    result = build(layout, archive, 'v1')
+    assert read(os.path.join(result['release_path'], 'index.html')) == b'new home'
+    assert (result['files'], result['bytes'], result['files_written']) == (2, 11, 2)
+    # The manifest holds what the release holds: the same content again is that release.
+    again = make_tar(tmp_path / 'again.tgz', [('css/site.css', b'css'), ('index.html', b'new home')])
+    assert build(layout, again)['id'] == 'v1'
+
+
+@pytest.mark.parametrize('members, message', [
+    ([('a', b'one'), ('b', ('hard', 'a')), ('a', b'two')],
+     "The archive {archive} holds the file 'a' again after a hard link to it, and the link would keep the older "
+     "content."),
+    ([('a', b'one'), ('a', ('link', 'b'))],
+     "The archive {archive} holds 'a' as a file and again as a symlink, so a member could be written through a link; "
+     "only a regular file may be repeated."),
+    ([('a', None), ('a', b'one')],
+     "The archive {archive} holds 'a' as a directory and again as a file, so a member could be written through a "
+     "link; only a regular file may be repeated."),
+])
+def test_tar_path_named_again_otherwise_is_refused(layout, tmp_path, members, message):
+    archive = make_tar(tmp_path / 'site.tgz', [('index.html', b'home')] + members)
+    with pytest.raises(CutoverError) as exc:
+        build(layout, archive)
+    assert exc.value.msg == message.format(archive=archive)
+    assert not os.path.exists(layout.releases_dir) or os.listdir(layout.releases_dir) == []
+
+
+def _unchecked_tar(tmp_path, outside):
+    """A tar source whose entries skip the archive's own tree check, as a source that forgot it would."""
+    archive = make_tar(tmp_path / 'evil.tgz', [('index.html', b'home'), ('payload', b'pwned'), ('d', None),
+                                               ('d/file', b'pwned'), ('d/a', ('hard', 'payload')),
+                                               ('d', ('link', str(outside)))])
+    source = open_source(archive)
+    source.entries = source._members
+    return source
+
+
+def test_scan_refuses_an_entry_below_a_symlink_whatever_the_source(layout, tmp_path):
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    source = _unchecked_tar(tmp_path, outside)
+    with pytest.raises(CutoverError) as exc:
+        make_release(layout, source, sync=False)
+    assert exc.value.msg in ["The source %s holds %r below 'd', which is a symlink there, not a directory."
+                             % (source.path, rel) for rel in ('d/a', 'd/file')]
+    assert os.listdir(str(outside)) == []
+    assert not os.path.exists(layout.releases_dir) or os.listdir(layout.releases_dir) == []
+
+
+def test_builder_never_writes_through_a_symlink_in_the_staging_tree(tmp_path):
+    """Defence in depth: a manifest with entries below a symlink (which scan refuses) still writes nothing
+    outside the staging tree, neither a new file nor a hard link member's copy over an existing one."""
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    with open(str(outside / 'a'), 'wb') as f:
+        f.write(b'keep')
+    before = snapshot(outside)
+    source = _unchecked_tar(tmp_path, outside)
+    f = ['f', 0o644, 5, MTIME * 10 ** 9, '', 0, 0]
+    for order in (['d/a'], ['d/file']):
+        manifest = {'index.html': ['f', 0o644, 4, MTIME * 10 ** 9, '', 0, 0], 'payload': list(f),
+                    'd': ['l', 0o777, 0, MTIME * 10 ** 9, str(outside), 0, 0]}
+        manifest.update((rel, list(f)) for rel in order)
+        dest = str(tmp_path / ('staging-' + order[0].replace('/', '-')))
+        with pytest.raises(OSError) as exc:
+            Builder(source, manifest, dest).build()
+        assert exc.value.filename == os.path.join(dest, 'd')
+        assert snapshot(outside) == before
+
+
 # -- git -------------------------------------------------------------------------------------------
 
 def make_repo(tmp_path, files):
@@ -606,6 +724,111 @@ def test_negative_strip_components_is_refused(tmp_path):
     assert exc.value.msg == 'strip_components is -1 for %s, but it cannot be negative.' % archive
 
 
+def test_unreadable_source_file_is_refused_in_one_sentence_when_not_root(tmp_path):
+    """As an unprivileged user, a source file only root may read is named in one sentence, and nothing is made."""
+    if os.geteuid() != 0:
+        pytest.skip('needs root, to make a file another user cannot read')
+    base = tempfile.mkdtemp(prefix='cutover-eacces-')
+    try:
+        os.chmod(base, 0o755)
+        src = write_tree(os.path.join(base, 'src'), {'index.html': 'home', 'secret.txt': 'root only'})
+        secret = os.path.join(src, 'secret.txt')
+        os.chmod(secret, 0o600)
+        layout = Layout(os.path.join(base, 'root'))
+        os.mkdir(layout.root)
+        os.chown(layout.root, 65534, 65534)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            try:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                build(layout, src)
+                answer = 'made a release'
+            except CutoverError as exc:
+                answer = 'CutoverError: %s' % exc.msg
+            except BaseException as exc:
+                answer = '%s: %s' % (type(exc).__name__, exc)
+            os.write(write_end, answer.encode('utf-8', 'surrogateescape'))
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, 'rb') as f:
+            answer = f.read().decode('utf-8', 'surrogateescape')
+        os.waitpid(pid, 0)
+        assert answer == 'CutoverError: Cannot read the source file %s: Permission denied.' % secret
+        assert os.listdir(layout.root) == []
+    finally:
+        shutil.rmtree(base)
+
+
+# -- manifests ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('data, problem', [
+    ('{"index.html": []}', "its entry for 'index.html' is []"),
+    ('[]', 'it is not a JSON object'),
+    ('{"index.html": ["f"]}', "its entry for 'index.html' is [\"f\"]"),
+    ('{"index.html": ["f", "644", 4, 1, "x", 0, 0]}', "its entry for 'index.html' is [\"f\", \"644\", 4, 1, \"x\", 0, 0]"),
+    ('{"../x": ["f", 420, 4, 1, "x", 0, 0]}', "it names the path '../x'"),
+    ('{"index.html": {"kind": "f"}}', "its entry for 'index.html' is {\"kind\": \"f\"}"),
+])
+def test_manifest_of_another_shape_is_ignored_with_a_warning(layout, tmp_path, data, problem):
+    src = write_tree(tmp_path / 'src', SITE)
+    build(layout, src, 'v1')
+    switch(layout, release='v1')
+    path = layout.manifest_path('v1')
+    with open(path, 'w') as f:
+        f.write(data)
+    warning = ('Ignored the manifest %s because %s; release v1 is not used as a hardlink base.' % (path, problem))
+
+    # The same content: v1 is still found (from the history), and nothing crashes on its manifest.
+    same = build(layout, src)
+    assert same['id'] == 'v1' and same['reused'] is True and same['changed'] is False
+    assert same['warnings'] == [warning]
+
+    write_tree(src, {'js/app.js': 'console.log(2)'})
+    checked = build(layout, src, 'v2', check_mode=True)
+    assert checked['base'] is None and checked['files_linked'] == 0 and checked['warnings'] == [warning]
+    made = build(layout, src, 'v2')
+    assert made['changed'] is True and made['base'] is None and made['warnings'] == [warning]
+    assert (made['files_linked'], made['files_written']) == (0, 3)
+    assert read(os.path.join(made['release_path'], 'js/app.js')) == b'console.log(2)'
+    switch(layout, release='v2')
+    assert 'warnings' not in build(layout, src, 'v2')
+
+
+# -- names made from the id -------------------------------------------------------------------------------
+
+def test_every_name_made_from_the_longest_id_fits_name_max():
+    """A 63-byte host name (the most DNS allows in one label), the largest pid and a 10-digit epoch."""
+    rid = u'\u00fc' * (MAX_ID_LENGTH // 2)
+    assert len(rid.encode('utf-8')) == MAX_ID_LENGTH
+    host = 'h' * 63 + '.example.com'
+    staging = staging_name(rid, now=9999999999, pid=4194304, host=host)
+    assert staging == '%s.9999999999.4194304.%s' % (rid, 'h' * 32)
+    trash = '%s.%d.%d' % (staging, 9999999999, 4194304)  # a staging leftover moved to the trash by pruning
+    assert len(trash.encode('utf-8')) == MAX_ID_LENGTH + LONGEST_ID_SUFFIX <= 255
+    assert len((rid + '.json.tmp').encode('utf-8')) <= 255
+
+
+def test_release_of_the_longest_id_is_made_pruned_and_removed(layout, tmp_path):
+    src = write_tree(tmp_path / 'src', SITE)
+    rid = 'x' * MAX_ID_LENGTH
+    result = build(layout, src, rid)
+    assert result['changed'] is True and os.path.basename(result['release_path']) == rid
+    assert read(os.path.join(result['release_path'], 'index.html')) == b'<h1>home</h1>'
+    switch(layout, release=rid)
+    write_tree(src, {'index.html': 'v2'})
+    build(layout, src, 'v2')
+    switch(layout, release='v2')
+    leftover = staging_name(rid, now=time.time() - 10 ** 5, pid=4194304, host='h' * 63)
+    os.mkdir(os.path.join(layout.staging_dir, leftover))
+    assert prune(layout, keep=1)['removed_staging'] == [leftover]
+    assert remove_release(layout, rid) is True
+    assert os.listdir(layout.releases_dir) == ['v2'] and os.listdir(layout.staging_dir) == []
+
+
 # -- hardlinks across filesystems ------------------------------------------------------------------------
 
 def test_base_release_on_another_filesystem_falls_back_to_copying(layout, tmp_path, mount):
@@ -683,6 +906,37 @@ def test_move_source_renames_the_pushed_tree_and_shares_unchanged_files(layout, 
     assert read(os.path.join(old, 'js/app.js')) == b'console.log(1)'
     assert sorted(os.listdir(layout.releases_dir)) == sorted([first['id'], second['id']])
     assert os.listdir(layout.staging_dir) == []
+
+
+def test_move_source_never_links_through_a_symlink_put_in_the_push(layout, tmp_path):
+    """A directory of the push replaced by a symlink after the scan: the file below it is not swapped for a
+    hardlink of the base's there, outside the root."""
+    src = write_tree(tmp_path / 'src', {'index.html': 'home', 'd/x.txt': 'same'})
+    first = build(layout, src, 'v1')
+    switch(layout, release='v1')
+    outside = write_tree(tmp_path / 'outside', {'x.txt': 'same'})
+    before = snapshot(outside)
+    pushed = os.path.join(layout.staging_dir, 'push-2')
+    shutil.copytree(src, pushed)
+    write_tree(pushed, {'index.html': 'home 2'})
+    source = open_source(pushed)
+    scan_pass = source.entries
+
+    def entries():
+        yield from scan_pass()
+        # The scan is done; the directory becomes a symlink before the files are linked.
+        shutil.rmtree(os.path.join(pushed, 'd'))
+        os.symlink(outside, os.path.join(pushed, 'd'))
+    source.entries = entries
+
+    with pytest.raises(CutoverError) as exc:
+        make_release(layout, source, 'v2', sync=False, move_source=True)
+    assert exc.value.msg == ('Building the release failed at %s: it is a symlink, and no link in a release being '
+                             'built is followed; the partial release was removed and current was not touched.'
+                             % os.path.join(pushed, 'd'))
+    assert snapshot(outside) == before
+    assert os.listdir(layout.releases_dir) == ['v1']
+    assert ino(os.path.join(first['release_path'], 'd/x.txt')) != ino(os.path.join(outside, 'x.txt'))
 
 
 def test_move_source_of_known_content_returns_that_release_and_removes_the_push(layout, tmp_path):

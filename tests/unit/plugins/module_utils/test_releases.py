@@ -37,8 +37,8 @@ def test_empty_release_id_is_refused(bad):
     ('-rf', "it starts with '-'"),
     ('a\nb', 'it contains a control character'),
     ('a\x7fb', 'it contains a control character'),
-    ('x' * 201, 'it is longer than 200 bytes'),
-    (u'\u00fc' * 101, 'it is longer than 200 bytes'),  # 202 bytes in UTF-8
+    ('x' * 181, 'it is longer than 180 bytes'),
+    (u'\u00fc' * 91, 'it is longer than 180 bytes'),  # 182 bytes in UTF-8
 ])
 def test_unusable_release_ids_are_refused_with_the_reason(bad, reason):
     with pytest.raises(CutoverError) as exc:
@@ -47,7 +47,7 @@ def test_unusable_release_ids_are_refused_with_the_reason(bad, reason):
 
 
 @pytest.mark.parametrize('good', [
-    u'v 2 \u00fc', '2026-11-22T10-00-00Z', 'v1.2.3', 'release_7', u'\u00fc' * 100, 'x' * 200, u'\u65e5\u672c',
+    u'v 2 \u00fc', '2026-11-22T10-00-00Z', 'v1.2.3', 'release_7', u'\u00fc' * 90, 'x' * 180, u'\u65e5\u672c',
 ])
 def test_usable_release_ids_are_accepted(good, layout):
     assert validate_release_id(good) == good
