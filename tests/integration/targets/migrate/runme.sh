@@ -67,6 +67,32 @@ info = json.load(sys.stdin)
 print(next((r["schema_version"] for r in info["releases"] if r["id"] == sys.argv[1]), "missing"))' "$1"
 }
 
+# A writer as a busy site has one: it holds the SQLite database (an exclusive transaction of
+# 0.3 s, again and again) while the deploy backs it up. sqlite3 .backup without a busy timeout
+# fails with "database is locked" at once; the backup must wait its turn instead.
+writer_start() {
+    python3 - "$OUT/sqlite-site/shop.sqlite" "$OUT/writer.stop" <<'PY' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+db.execute('CREATE TABLE IF NOT EXISTS site_writes (n INTEGER)')
+deadline = time.time() + 120
+while not os.path.exists(sys.argv[2]) and time.time() < deadline:
+    db.execute('BEGIN EXCLUSIVE')
+    db.execute('INSERT INTO site_writes VALUES (1)')
+    time.sleep(0.3)
+    db.execute('COMMIT')
+    time.sleep(0.02)
+PY
+    WRITER=$!
+    sleep 0.5
+}
+writer_stop() {
+    touch "$OUT/writer.stop"
+    wait "$WRITER" || fail "the writer failed"
+    rm -f "$OUT/writer.stop"
+    [[ $(sql sqlite "SELECT count(*) FROM site_writes") -gt 0 ]] || fail "the writer wrote nothing"
+}
+
 run_engine() {
     local engine=$1
     ROOT=$OUT/$engine-site
@@ -92,9 +118,12 @@ run_engine() {
 
     step "$engine: a release with one more migration: backed up, then applied"
     sql "$engine" "INSERT INTO products (id, name, price_cents) VALUES (4, 'Written by v1', 100)" >/dev/null
+    [[ $engine == sqlite ]] && writer_start
     play "$engine" r2 v2
+    [[ $engine == sqlite ]] && writer_stop
     expect_recap 'failed=0'
     [[ -s $ROOT/.cutover/backups/r2/expand.$2 ]] || fail "no backup before r2's migrations"
+    [[ ! -e $ROOT/.cutover/backups/r2/expand.$2.partial ]] || fail "a partial backup copy was left"
     [[ $(sql "$engine" "SELECT count(*) FROM products WHERE stock = 0") == 4 ]] || fail "stock was not added"
     [[ $(schema_of r2) == 0003-expand-add-stock ]] || fail "r2's schema is $(schema_of r2)"
 
