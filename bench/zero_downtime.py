@@ -160,7 +160,9 @@ class Method(object):
 
     def vhost(self):
         return {'apache_vhost_name': 'zd-' + self.name, 'apache_vhost_root': self.root,
-                'apache_vhost_port': self.port, 'apache_vhost_webroot': 'public'}
+                'apache_vhost_port': self.port, 'apache_vhost_webroot': 'public',
+                # The bench switches the whole server between PHP-FPM and mod_php on purpose.
+                'apache_vhost_switch_php_mode': True}
 
     def prepare(self):
         os.makedirs(self.root)
