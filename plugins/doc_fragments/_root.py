@@ -16,7 +16,8 @@ options:
       - Absolute path of the deploy root, for example V(/srv/www/shop).
       - It holds C(releases/<id>/), C(shared/), the C(current) symlink and C(.cutover/), the tool's own
         state (history, manifests, staging area, lock). See the collection README for the layout.
-      - Paths with spaces and non-ASCII characters are fine.
+      - Paths with spaces and non-ASCII characters are fine. The filesystem root V(/) (or a link to it) is
+        refused.
     type: path
     required: true
 notes:

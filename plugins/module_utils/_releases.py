@@ -20,7 +20,7 @@ On-host layout (the contract every other part relies on)::
         deploy.lock         the deploy lock
 
 State and order come from the journal only, never from mtime or ctime. Each journal line
-is one JSON object with a monotonically increasing ``seq``.
+is one JSON object with a monotonically increasing ``seq``. The root itself is never ``/``.
 """
 
 from __future__ import annotations
@@ -137,6 +137,9 @@ class Layout(object):
             raise CutoverError('The root %r is not an absolute path; give the full path of the deploy root, '
                                'for example /srv/www/shop.' % (root,), path=root)
         self.root = os.path.normpath(root)
+        if self.root.strip('/') == '' or os.path.realpath(self.root) == '/':
+            raise CutoverError('The root %s is the filesystem root /, which cannot be a deploy root; give a directory '
+                               'of its own, for example /srv/www/shop.' % root, path=root)
         self.releases_dir = os.path.join(self.root, 'releases')
         self.shared_dir = os.path.join(self.root, 'shared')
         self.current_link = os.path.normpath(link) if link else os.path.join(self.root, 'current')

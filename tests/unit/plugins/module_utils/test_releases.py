@@ -103,6 +103,21 @@ def test_ensure_dirs_refuses_a_symlinked_state_dir(root, tmp_path):
     assert os.listdir(str(elsewhere)) == []
 
 
+@pytest.mark.parametrize('slash', ['/', '//', '///', '/./', '/..', '/srv/..'])
+def test_filesystem_root_is_refused(slash):
+    with pytest.raises(CutoverError) as exc:
+        Layout(slash)
+    assert exc.value.msg == ('The root %s is the filesystem root /, which cannot be a deploy root; give a directory '
+                             'of its own, for example /srv/www/shop.' % slash)
+    assert exc.value.path == slash
+
+
+def test_link_to_the_filesystem_root_is_refused(tmp_path):
+    os.symlink('/', str(tmp_path / 'slash'))
+    with pytest.raises(CutoverError, match='is the filesystem root /, which cannot be a deploy root'):
+        Layout(str(tmp_path / 'slash'))
+
+
 # -- the history journal --------------------------------------------------------------------------
 
 def test_history_is_append_only_with_increasing_seq(layout):
