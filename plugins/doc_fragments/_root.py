@@ -18,6 +18,9 @@ options:
         state (history, manifests, staging area, lock). See the collection README for the layout.
       - Paths with spaces and non-ASCII characters are fine. The filesystem root V(/) (or a link to it) is
         refused.
+      - Nothing in C(.cutover/) may be a symlink (the directory itself, C(history.jsonl), C(manifests/),
+        C(staging/), C(trash/), C(backups/) and each C(backups/<id>), C(repos/), C(deploy.lock)); the module
+        fails naming the link before it changes anything.
     type: path
     required: true
 notes:

@@ -14,6 +14,7 @@ def run(module, action):
     """Call ``action(layout)`` and exit the module with its result, or fail with one sentence."""
     try:
         layout = Layout(module.params['root'])
+        layout.check_state()
         result = action(layout)
     except CutoverError as exc:
         details = dict(exc.details)

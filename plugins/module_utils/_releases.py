@@ -20,7 +20,11 @@ On-host layout (the contract every other part relies on)::
         deploy.lock         the deploy lock
 
 State and order come from the journal only, never from mtime or ctime. Each journal line
-is one JSON object with a monotonically increasing ``seq``. The root itself is never ``/``.
+is one JSON object with a monotonically increasing ``seq``.
+
+Nothing under ``.cutover/`` is a symlink: the state directory, each part named above and each
+``backups/<id>`` must be real (checked with lstat, files opened with O_NOFOLLOW), else every
+operation refuses before changing anything (:meth:`Layout.check_state`). The root itself is never ``/``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ class CutoverError(Exception):
         self.msg = msg
         self.path = path
         self.details = details
+
+
+def link_refused(path):
+    """The refusal of a symlink where cutover.web keeps its own files."""
+    return CutoverError('%s is a symlink; cutover.web never follows links inside the root.' % path, path=path)
 
 
 def utc_now():
@@ -172,13 +181,50 @@ class Layout(object):
                 raise CutoverError('The root %s is not a directory.' % self.root, path=self.root)
             if not os.path.lexists(self.root):
                 raise CutoverError('The root %s does not exist.' % self.root, path=self.root)
+        self.check_state()
+
+    def check_state(self):
+        """Refuse a state directory, or a part of it, that is a symlink or not of its kind.
+
+        The one rule every reader and writer of ``.cutover/`` goes by: the state directory, history.jsonl,
+        manifests/, staging/, trash/, backups/ and each backups/<id>, repos/ and deploy.lock are real
+        (lstat, never followed), so nothing cutover.web writes or deletes there can land outside the root.
+        Missing parts are fine (they are made when needed).
+        """
+        if not self._check_part(self.state_dir, stat.S_ISDIR):
+            return
+        for path, is_kind in ((self.history_file, stat.S_ISREG), (self.lock_file, stat.S_ISREG),
+                              (self.manifests_dir, stat.S_ISDIR), (self.staging_dir, stat.S_ISDIR),
+                              (self.trash_dir, stat.S_ISDIR), (self.repos_dir, stat.S_ISDIR)):
+            self._check_part(path, is_kind)
+        if self._check_part(self.backups_dir, stat.S_ISDIR):
+            for name in sorted(os.listdir(self.backups_dir)):
+                path = os.path.join(self.backups_dir, name)
+                if os.path.islink(path):
+                    raise link_refused(path)
+
+    @staticmethod
+    def _check_part(path, is_kind):
+        """Whether ``path`` exists; refuses a symlink, or a thing that is not what ``is_kind`` accepts."""
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return False
+            raise CutoverError('Cannot look at %s: %s.' % (path, exc.strerror), path=path)
+        if stat.S_ISLNK(st.st_mode):
+            raise link_refused(path)
+        if not is_kind(st.st_mode):
+            kind = 'directory' if is_kind is stat.S_ISDIR else 'regular file'
+            raise CutoverError('%s exists and is not a %s.' % (path, kind), path=path)
+        return True
 
     def ensure_dirs(self):
         """Create the root skeleton (used only when acting, never in check mode)."""
+        self.check_state()
         for path in (self.root, self.releases_dir, self.state_dir, self.manifests_dir, self.staging_dir):
             if os.path.islink(path):
-                raise CutoverError('%s is a symlink; cutover.web never follows links inside the root.' % path,
-                                   path=path)
+                raise link_refused(path)
             try:
                 os.mkdir(path, 0o755 if path != self.state_dir else 0o700)
             except OSError as exc:
@@ -188,14 +234,28 @@ class Layout(object):
                     raise CutoverError('%s exists and is not a directory.' % path, path=path)
 
     # -- the journal ---------------------------------------------------------------------
+    def _open_history(self, flags):
+        self.check_state()
+        try:
+            return os.open(self.history_file, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise link_refused(self.history_file)
+            if exc.errno == errno.ENOENT:
+                raise
+            raise CutoverError('Cannot open the history %s: %s.' % (self.history_file, exc.strerror),
+                               path=self.history_file)
+
     def read_history(self):
         """All journal entries, oldest first. A torn last line (crash mid-write) is skipped."""
         try:
-            with open(self.history_file, 'rb') as f:
+            fd = self._open_history(os.O_RDONLY)
+        except OSError:
+            return []
+        try:
+            with os.fdopen(fd, 'rb') as f:
                 data = f.read()
         except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return []
             raise CutoverError('Cannot read the history %s: %s.' % (self.history_file, exc.strerror),
                                path=self.history_file)
         entries = []
@@ -221,7 +281,7 @@ class Layout(object):
             entry['release'] = release
         entry.update(fields)
         line = (json.dumps(entry, sort_keys=True) + '\n').encode('utf-8', 'surrogateescape')
-        fd = os.open(self.history_file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = self._open_history(os.O_RDWR | os.O_APPEND | os.O_CREAT)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b'\n':

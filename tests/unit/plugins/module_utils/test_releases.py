@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import pytest
@@ -16,7 +17,7 @@ from ansible_collections.cutover.web.plugins.module_utils._releases import (
     CutoverError, Layout, staging_name, staging_started, validate_release_id,
 )
 from ansible_collections.cutover.web.plugins.module_utils._switch import switch
-from ansible_collections.cutover.web.tests.unit.helpers import mark, new_release, snapshot
+from ansible_collections.cutover.web.tests.unit.helpers import mark, new_release, snapshot, write_tree
 
 
 # -- release ids ---------------------------------------------------------------------------------
@@ -116,6 +117,58 @@ def test_link_to_the_filesystem_root_is_refused(tmp_path):
     os.symlink('/', str(tmp_path / 'slash'))
     with pytest.raises(CutoverError, match='is the filesystem root /, which cannot be a deploy root'):
         Layout(str(tmp_path / 'slash'))
+
+
+STATE_PARTS = ['.cutover', '.cutover/history.jsonl', '.cutover/manifests', '.cutover/staging', '.cutover/trash',
+               '.cutover/backups', '.cutover/backups/a', '.cutover/repos', '.cutover/deploy.lock']
+
+
+@pytest.mark.parametrize('part', STATE_PARTS)
+def test_symlink_in_the_state_directory_is_refused_by_every_operation(layout, tmp_path, part):
+    new_release(layout, tmp_path / 'src-a', {'index.html': 'a'}, release_id='a')
+    new_release(layout, tmp_path / 'src-b', {'index.html': 'b'}, release_id='b')
+    switch(layout, release='a')
+    os.makedirs(layout.backup_dir('a'))
+    os.makedirs(layout.trash_dir)
+    os.makedirs(layout.repos_dir)
+    with open(layout.lock_file, 'w') as f:
+        f.write('{}')
+    # The part, moved outside the root and replaced by a link to it.
+    path = os.path.join(layout.root, part)
+    outside = str(tmp_path / 'outside' / os.path.basename(path))
+    os.makedirs(os.path.dirname(outside))
+    os.rename(path, outside)
+    os.symlink(outside, path)
+    before, outside_before = snapshot(layout.root), snapshot(tmp_path / 'outside')
+    expected = '%s is a symlink; cutover.web never follows links inside the root.' % path
+    for action in (lambda: switch(layout, release='b'),
+                   lambda: new_release(layout, tmp_path / 'src-c', {'index.html': 'c'}, release_id='c'),
+                   lambda: layout.append_history('schema', 'a', version='1'),
+                   layout.read_history, layout.releases, layout.ensure_dirs, layout.require_root, layout.check_state):
+        with pytest.raises(CutoverError) as exc:
+            action()
+        assert exc.value.msg == expected
+        assert exc.value.path == path
+    assert snapshot(layout.root) == before
+    assert snapshot(tmp_path / 'outside') == outside_before
+
+
+@pytest.mark.parametrize('part, kind', [('.cutover/history.jsonl', 'regular file'), ('.cutover/trash', 'directory'),
+                                        ('.cutover', 'directory')])
+def test_state_part_of_the_wrong_kind_is_refused(layout, tmp_path, part, kind):
+    new_release(layout, tmp_path / 'src-a', {'index.html': 'a'}, release_id='a')
+    path = os.path.join(layout.root, part)
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+    if kind == 'directory':
+        write_tree(os.path.dirname(path), {os.path.basename(path): 'a file'})
+    else:
+        os.makedirs(path)
+    with pytest.raises(CutoverError) as exc:
+        layout.releases()
+    assert exc.value.msg == '%s exists and is not a %s.' % (path, kind)
 
 
 # -- the history journal --------------------------------------------------------------------------
