@@ -26,4 +26,8 @@ options:
 notes:
   - Release state and deploy order come from the history journal C(<root>/.cutover/history.jsonl), never from
     file times, so a C(chmod) or a backup restore cannot reorder releases.
+  - Each change is recorded in the history before it is made, and a switch of C(current) counts only once
+    C(current) points at it, so a run interrupted at any point leaves a history that agrees with the disk.
+    An incomplete last line (a run stopped while writing it) is left out with a warning and removed by the
+    next change; an incomplete or unreadable line before the last makes the module fail, naming the line.
 """

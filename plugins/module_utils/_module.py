@@ -12,6 +12,7 @@ from ansible_collections.cutover.web.plugins.module_utils._releases import Cutov
 
 def run(module, action):
     """Call ``action(layout)`` and exit the module with its result, or fail with one sentence."""
+    layout = None
     try:
         layout = Layout(module.params['root'])
         layout.check_state()
@@ -20,8 +21,15 @@ def run(module, action):
         details = dict(exc.details)
         if exc.path is not None:
             details['failed_path'] = exc.path
+        _warn(module, layout)
         module.fail_json(msg=exc.msg, **details)
+    _warn(module, layout)
     diff = result.pop('diff', None)
     if module._diff and diff is not None:
         result['diff'] = diff
     module.exit_json(**result)
+
+
+def _warn(module, layout):
+    for warning in layout.warnings if layout is not None else ():
+        module.warn(warning)
