@@ -640,6 +640,9 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
             _syncfs(staging)
         if os.path.lexists(path):
             raise CutoverError('%s appeared while the release was built; nothing was replaced.' % path, path=path)
+        # Written ahead: a 'created' whose directory never arrived in releases/ is no release.
+        layout.append_history('created', release_id, fingerprint=fp, revision=source.revision,
+                              source=source.description, files=files, bytes=size, base=base_id)
         os.rename(staging, path)
         fsync_dir(layout.releases_dir)
     except BaseException as exc:
@@ -660,8 +663,6 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
             raise CutoverError('Building the release failed at %s: %s; the partial release was removed and '
                                'current was not touched.' % (where, exc.strerror), path=where)
         raise
-    layout.append_history('created', release_id, fingerprint=fp, revision=source.revision,
-                          source=source.description, files=files, bytes=size, base=base_id)
     result.update(builder.stats)
     result['link_fallback'] = builder.link_fallback
     result['special_skipped'] = list(source.special)

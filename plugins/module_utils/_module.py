@@ -22,9 +22,11 @@ def os_error(exc, where):
 
 def run(module, action):
     """Call ``action(layout)`` and exit the module with its result, or fail with one sentence."""
+    layout = None
     try:
         try:
             layout = Layout(module.params['root'])
+            layout.check_state()
             result = action(layout)
         except OSError as exc:
             raise os_error(exc, module.params['root'])
@@ -32,8 +34,15 @@ def run(module, action):
         details = dict(exc.details)
         if exc.path is not None:
             details['failed_path'] = exc.path
+        _warn(module, layout)
         module.fail_json(msg=exc.msg, **details)
+    _warn(module, layout)
     diff = result.pop('diff', None)
     if module._diff and diff is not None:
         result['diff'] = diff
     module.exit_json(**result)
+
+
+def _warn(module, layout):
+    for warning in layout.warnings if layout is not None else ():
+        module.warn(warning)

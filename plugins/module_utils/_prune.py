@@ -31,6 +31,7 @@ def _inside(path, parent):
 
 
 def _check_removable(layout, path, parent):
+    layout.check_state()
     if parent not in (layout.releases_dir, layout.staging_dir, layout.backups_dir) or not _inside(path, parent):
         raise CutoverError('Refusing to delete %s: cutover.web only deletes inside %s, %s and %s.'
                            % (path, layout.releases_dir, layout.staging_dir, layout.backups_dir), path=path)
@@ -42,8 +43,11 @@ def _check_removable(layout, path, parent):
 def remove_tree(layout, path, parent):
     """Remove ``path``, a real directory directly inside ``parent``; refuse anything else."""
     _check_removable(layout, path, parent)
-    if not os.path.isdir(layout.trash_dir):
+    try:
         os.mkdir(layout.trash_dir, 0o700)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise CutoverError('Cannot create %s: %s.' % (layout.trash_dir, exc.strerror), path=layout.trash_dir)
     trash = os.path.join(layout.trash_dir, '%s.%d.%d' % (os.path.basename(path), int(time.time()), os.getpid()))
     os.rename(path, trash)
     fsync_dir(parent)
@@ -53,6 +57,7 @@ def remove_tree(layout, path, parent):
 def remove_release(layout, release_id, check_mode=False):
     """Remove one release (never the current one); return True when something was removed."""
     path = layout.release_path(release_id)
+    layout.check_state()
     if not os.path.lexists(path):
         return False
     if layout.current_id() == release_id:

@@ -21,12 +21,37 @@ On-host layout (the contract every other part relies on)::
 
 State and order come from the journal only, never from mtime or ctime. Each journal line
 is one JSON object with a monotonically increasing ``seq``.
+
+Nothing under ``.cutover/`` is a symlink: the state directory, each part named above and each
+``backups/<id>`` must be real (checked with lstat, files opened with O_NOFOLLOW), else every
+operation refuses before changing anything (:meth:`Layout.check_state`). The root itself is never ``/``.
+
+The journal's crash rules (what makes it unable to lie after a crash or a failed rename):
+
+- One record per change. A switch of ``current`` is one ``activated`` record naming the release it
+  puts live (none for a target that is not a release), the release it leaves (``previous``), the link
+  text (``link``) and, for a rollback, the state given to the release left (``mark_previous``).
+- Write-ahead: a record is appended and fsync'd *before* the change it records. ``created`` is
+  appended before the finished tree is renamed from staging into releases/; a ``created`` whose
+  directory does not exist is no release. ``activated`` is appended before the rename(2) of the link,
+  and the link is the commit: an activation counts (and with it its ``mark_previous``) only when it
+  is confirmed, that is when the next activation names its release as ``previous``, or when it is the
+  last activation and ``current`` points at its release. An unconfirmed one (a crash between the
+  append and the rename, or a rename that failed) is ignored.
+- A line is complete when it ends with a newline. An incomplete last line is a record whose write
+  never completed, so its change never happened: it is left out (with a warning), and the next
+  append cuts the file back to the last complete line, under an flock of the journal. An incomplete
+  or unparsable line that is not the last one is corruption: every reader refuses, naming the file
+  and the line number.
+- Histories written before these rules are read as they are: ``activated`` records without ``link``
+  were written after the rename and always count, and separate ``marked`` records still mark.
 """
 
 from __future__ import annotations
 
 import datetime
 import errno
+import fcntl
 import json
 import os
 import socket
@@ -54,6 +79,11 @@ class CutoverError(Exception):
         self.msg = msg
         self.path = path
         self.details = details
+
+
+def link_refused(path):
+    """The refusal of a symlink where cutover.web keeps its own files."""
+    return CutoverError('%s is a symlink; cutover.web never follows links inside the root.' % path, path=path)
 
 
 def utc_now():
@@ -145,6 +175,9 @@ class Layout(object):
             raise CutoverError('The root %r is not an absolute path; give the full path of the deploy root, '
                                'for example /srv/www/shop.' % (root,), path=root)
         self.root = os.path.normpath(root)
+        if self.root.strip('/') == '' or os.path.realpath(self.root) == '/':
+            raise CutoverError('The root %s is the filesystem root /, which cannot be a deploy root; give a directory '
+                               'of its own, for example /srv/www/shop.' % root, path=root)
         self.releases_dir = os.path.join(self.root, 'releases')
         self.shared_dir = os.path.join(self.root, 'shared')
         self.current_link = os.path.normpath(link) if link else os.path.join(self.root, 'current')
@@ -156,6 +189,7 @@ class Layout(object):
         self.repos_dir = os.path.join(self.state_dir, 'repos')
         self.backups_dir = os.path.join(self.state_dir, 'backups')
         self.lock_file = os.path.join(self.state_dir, 'deploy.lock')
+        self.warnings = []
 
     # -- paths ---------------------------------------------------------------------------
     def backup_dir(self, release_id):
@@ -177,13 +211,50 @@ class Layout(object):
                 raise CutoverError('The root %s is not a directory.' % self.root, path=self.root)
             if not os.path.lexists(self.root):
                 raise CutoverError('The root %s does not exist.' % self.root, path=self.root)
+        self.check_state()
+
+    def check_state(self):
+        """Refuse a state directory, or a part of it, that is a symlink or not of its kind.
+
+        The one rule every reader and writer of ``.cutover/`` goes by: the state directory, history.jsonl,
+        manifests/, staging/, trash/, backups/ and each backups/<id>, repos/ and deploy.lock are real
+        (lstat, never followed), so nothing cutover.web writes or deletes there can land outside the root.
+        Missing parts are fine (they are made when needed).
+        """
+        if not self._check_part(self.state_dir, stat.S_ISDIR):
+            return
+        for path, is_kind in ((self.history_file, stat.S_ISREG), (self.lock_file, stat.S_ISREG),
+                              (self.manifests_dir, stat.S_ISDIR), (self.staging_dir, stat.S_ISDIR),
+                              (self.trash_dir, stat.S_ISDIR), (self.repos_dir, stat.S_ISDIR)):
+            self._check_part(path, is_kind)
+        if self._check_part(self.backups_dir, stat.S_ISDIR):
+            for name in sorted(os.listdir(self.backups_dir)):
+                path = os.path.join(self.backups_dir, name)
+                if os.path.islink(path):
+                    raise link_refused(path)
+
+    @staticmethod
+    def _check_part(path, is_kind):
+        """Whether ``path`` exists; refuses a symlink, or a thing that is not what ``is_kind`` accepts."""
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return False
+            raise CutoverError('Cannot look at %s: %s.' % (path, exc.strerror), path=path)
+        if stat.S_ISLNK(st.st_mode):
+            raise link_refused(path)
+        if not is_kind(st.st_mode):
+            kind = 'directory' if is_kind is stat.S_ISDIR else 'regular file'
+            raise CutoverError('%s exists and is not a %s.' % (path, kind), path=path)
+        return True
 
     def ensure_dirs(self):
         """Create the root skeleton (used only when acting, never in check mode)."""
+        self.check_state()
         for path in (self.root, self.releases_dir, self.state_dir, self.manifests_dir, self.staging_dir):
             if os.path.islink(path):
-                raise CutoverError('%s is a symlink; cutover.web never follows links inside the root.' % path,
-                                   path=path)
+                raise link_refused(path)
             try:
                 os.mkdir(path, 0o755 if path != self.state_dir else 0o700)
             except OSError as exc:
@@ -193,46 +264,103 @@ class Layout(object):
                     raise CutoverError('%s exists and is not a directory.' % path, path=path)
 
     # -- the journal ---------------------------------------------------------------------
-    def read_history(self):
-        """All journal entries, oldest first. A torn last line (crash mid-write) is skipped."""
+    def _open_history(self, flags):
+        self.check_state()
         try:
-            with open(self.history_file, 'rb') as f:
-                data = f.read()
+            return os.open(self.history_file, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise link_refused(self.history_file)
             if exc.errno == errno.ENOENT:
-                return []
-            raise CutoverError('Cannot read the history %s: %s.' % (self.history_file, exc.strerror),
+                raise
+            raise CutoverError('Cannot open the history %s: %s.' % (self.history_file, exc.strerror),
                                path=self.history_file)
+
+    def _parse_history(self, data):
+        """The complete records in ``data`` and the length of the complete part.
+
+        A last line without its newline is a record whose write never completed: it is left out, with a
+        warning. A line before it that is not a JSON record is corruption, and refused.
+        """
+        complete = data.rfind(b'\n') + 1
+        if complete < len(data):
+            warning = ('The last line of the history %s is a record whose write never completed (a run stopped '
+                       'while writing it, before making its change), so it was left out; the next change to '
+                       'the history removes it.' % self.history_file)
+            if warning not in self.warnings:
+                self.warnings.append(warning)
         entries = []
-        for line in data.splitlines():
+        for number, line in enumerate(data[:complete].split(b'\n')[:-1], 1):
             if not line.strip():
                 continue
             try:
-                entries.append(json.loads(line.decode('utf-8', 'surrogateescape')))
+                entry = json.loads(line.decode('utf-8', 'surrogateescape'))
             except ValueError:
-                continue
-        return entries
+                entry = None
+            if not isinstance(entry, dict) or not isinstance(entry.get('seq'), int) \
+                    or not isinstance(entry.get('event'), str):
+                raise CutoverError('The history %s is corrupt at line %d (it is not a complete record), so the '
+                                   'state of the releases cannot be trusted; repair or remove that line.'
+                                   % (self.history_file, number), path=self.history_file, line=number)
+            entries.append(entry)
+        return entries, complete
+
+    @staticmethod
+    def _read_fd(fd):
+        chunks = []
+        offset = 0
+        while True:
+            chunk = os.pread(fd, 1 << 20, offset)
+            if not chunk:
+                return b''.join(chunks)
+            chunks.append(chunk)
+            offset += len(chunk)
+
+    def read_history(self):
+        """All complete journal entries, oldest first (see the crash rules at the top of this file)."""
+        try:
+            fd = self._open_history(os.O_RDONLY)
+        except OSError:
+            return []
+        try:
+            data = self._read_fd(fd)
+        except OSError as exc:
+            raise CutoverError('Cannot read the history %s: %s.' % (self.history_file, exc.strerror),
+                               path=self.history_file)
+        finally:
+            os.close(fd)
+        return self._parse_history(data)[0]
 
     def append_history(self, event, release=None, **fields):
-        """Append one event to the journal (O_APPEND, one write, fsync) and return it.
+        """Append one event to the journal (flock, O_APPEND, one write, fsync) and return it.
 
-        After a torn last line (a crash mid-write) the event starts on a line of its own.
+        An incomplete last line (a crash mid-write) is cut off first, so the event starts where the last
+        complete record ends.
         """
-        entries = self.read_history()
-        seq = max([e.get('seq', 0) for e in entries] or [0]) + 1
-        now = time.time()
-        entry = {'seq': seq, 'time': iso(now), 'epoch': round(now, 3), 'event': event}
-        if release is not None:
-            entry['release'] = release
-        entry.update(fields)
-        line = (json.dumps(entry, sort_keys=True) + '\n').encode('utf-8', 'surrogateescape')
-        fd = os.open(self.history_file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = self._open_history(os.O_RDWR | os.O_APPEND | os.O_CREAT)
         try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b'\n':
-                line = b'\n' + line
-            os.write(fd, line)
-            os.fsync(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            entries, complete = self._parse_history(self._read_fd(fd))
+            seq = max([e['seq'] for e in entries] or [0]) + 1
+            now = time.time()
+            entry = {'seq': seq, 'time': iso(now), 'epoch': round(now, 3), 'event': event}
+            if release is not None:
+                entry['release'] = release
+            entry.update(fields)
+            line = (json.dumps(entry, sort_keys=True) + '\n').encode('utf-8', 'surrogateescape')
+            if os.fstat(fd).st_size > complete:
+                os.ftruncate(fd, complete)
+            try:
+                while line:
+                    line = line[os.write(fd, line):]
+                os.fsync(fd)
+            except OSError:
+                # Leave no part of a record that is not going to be acted on.
+                os.ftruncate(fd, complete)
+                raise
+        except OSError as exc:
+            raise CutoverError('Cannot write the history %s: %s.' % (self.history_file, exc.strerror),
+                               path=self.history_file)
         finally:
             os.close(fd)
         return entry
@@ -277,11 +405,21 @@ class Layout(object):
                 found[name] = None
 
         known = {}
-        for entry in self.read_history():
+        current = self.current_id()
+        entries = self.read_history()
+        unconfirmed = self._unconfirmed_activations(entries, current)
+        for entry in entries:
+            if entry['seq'] in unconfirmed:
+                continue
+            event = entry.get('event')
+            if event == 'activated' and entry.get('mark_previous') in MARKABLE:
+                left = known.get(entry.get('previous'))
+                if left is not None:
+                    left.mark = entry['mark_previous']
+                    left.marked = entry.get('epoch')
             rid = entry.get('release')
             if rid is None:
                 continue
-            event = entry.get('event')
             rel = known.get(rid)
             if event == 'created':
                 rel = Release(rid)
@@ -305,7 +443,6 @@ class Layout(object):
             elif event == 'removed':
                 known.pop(rid, None)
 
-        current = self.current_id()
         result = {}
         for name in found:
             rel = known.get(name)
@@ -318,6 +455,25 @@ class Layout(object):
             if rel.id == current and rel.mark == 'unknown':
                 rel.state = 'unknown'
         return result
+
+    @staticmethod
+    def _unconfirmed_activations(entries, current):
+        """The seqs of activations written ahead of a link rename that never happened.
+
+        Every switch of ``current`` records, before its rename, the release ``current`` pointed at
+        (``previous``). So an activation happened exactly when the next activation names its release as
+        ``previous``, or, for the last activation, when ``current`` points at its release. Records without
+        ``link`` were written after the rename by older versions, and always happened.
+        """
+        activations = [e for e in entries if e.get('event') == 'activated']
+        unconfirmed = set()
+        for i, entry in enumerate(activations):
+            if 'link' not in entry:
+                continue
+            after = activations[i + 1].get('previous') if i + 1 < len(activations) else current
+            if after != entry.get('release'):
+                unconfirmed.add(entry['seq'])
+        return unconfirmed
 
     def ordered(self, releases=None):
         """Known releases, newest deploy order first."""

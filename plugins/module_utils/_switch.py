@@ -142,11 +142,13 @@ def exchange_directory(link, text, keep_as):
 
 
 def switch(layout, target=None, release=None, link=None, relative=True, allow_outside_root=False,
-           convert_directory=False, check_mode=False):
+           convert_directory=False, check_mode=False, mark_previous=None):
     """Point ``link`` (default ``<root>/current``) at a release or target; return the module result.
 
-    When the link is the root's ``current`` link and the target is a release, the activation is
-    recorded in the history, which is where deploy order and the rollback target come from.
+    A switch of the root's ``current`` link is recorded in the history, which is where deploy order and
+    the rollback target come from: one ``activated`` record, written ahead of the rename that is its
+    commit (see the crash rules in _releases). With ``mark_previous``, that same record gives the
+    release left that state.
     """
     link = os.path.normpath(link or layout.current_link)
     if not os.path.isabs(link):
@@ -173,7 +175,8 @@ def switch(layout, target=None, release=None, link=None, relative=True, allow_ou
             raise CutoverError('The release %s is a symlink; releases must be real directories.' % target,
                                path=target)
         check_target(target)
-        rel = layout.releases().get(release_id)
+        releases = layout.releases()
+        rel = releases.get(release_id)
         if rel is None or rel.mark == 'unknown':
             raise CutoverError('The target %s is not a release cutover.web made (the history does not know it).'
                                % target, path=target)
@@ -182,6 +185,7 @@ def switch(layout, target=None, release=None, link=None, relative=True, allow_ou
                                path=target, state=rel.state)
     else:
         check_target(target)
+        releases = layout.releases() if link == layout.current_link else {}
 
     text = link_text(link, target, relative)
     kind = link_kind(link)
@@ -208,9 +212,13 @@ def switch(layout, target=None, release=None, link=None, relative=True, allow_ou
             'after': '%s\n' % text,
         },
     }
+    left = _left(releases, result['previous_release'], release_id)
     if not changed or check_mode:
         return result
 
+    if link == layout.current_link:
+        record_activation(layout, release_id, result['previous_release'], text,
+                          mark_previous if left is not None and left.mark != mark_previous else None)
     if kind in ('dir', 'empty-dir'):
         keep_as = None
         if kind == 'dir':
@@ -218,10 +226,22 @@ def switch(layout, target=None, release=None, link=None, relative=True, allow_ou
         result['converted'] = exchange_directory(link, text, keep_as)
     else:
         replace_link(link, text)
-    if link == layout.current_link and release_id is not None:
-        layout.ensure_dirs()
-        layout.append_history('activated', release_id, previous=result['previous_release'])
     return result
+
+
+def _left(releases, previous, release_id):
+    """The release a switch to ``release_id`` leaves, when it is one cutover.web made (and not the same)."""
+    left = releases.get(previous)
+    return left if left is not None and left.mark != 'unknown' and left.id != release_id else None
+
+
+def record_activation(layout, release_id, previous, text, mark_previous=None):
+    """Write ahead the record of a switch of ``current`` (the rename that follows is its commit)."""
+    layout.ensure_dirs()
+    fields = {'previous': previous, 'link': text}
+    if mark_previous:
+        fields['mark_previous'] = mark_previous
+    return layout.append_history('activated', release_id, **fields)
 
 
 def rollback(layout, release=None, mark_previous='bad', check_mode=False):
@@ -246,12 +266,8 @@ def rollback(layout, release=None, mark_previous='bad', check_mode=False):
                                    'is still ready.' % (layout.releases_dir, current or 'the current one'),
                                    path=layout.releases_dir)
             release = target.id
-    result = switch(layout, release=release, check_mode=check_mode)
+    result = switch(layout, release=release, check_mode=check_mode, mark_previous=mark_previous)
+    left = _left(releases, result['previous_release'], release)
     result['already_rolled_back'] = already
-    result['rolled_back_from'] = None
-    left = result['previous_release']
-    if result['changed'] and left and left in releases:
-        result['rolled_back_from'] = left
-        if mark_previous and releases[left].mark != mark_previous and not check_mode:
-            layout.append_history('marked', left, state=mark_previous, previous=releases[left].mark)
+    result['rolled_back_from'] = left.id if result['changed'] and left is not None else None
     return result

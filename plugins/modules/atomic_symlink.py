@@ -20,8 +20,10 @@ description:
     O(convert_directory=true), the directory and the new symlink are swapped with
     C(renameat2(RENAME_EXCHANGE)), so the path never goes missing either. The old directory is kept beside
     the link as C(<link>.pre-cutover-<UTC time>).
-  - Switching C(<root>/current) to a release records the activation in the history; that is where deploy
-    order and the rollback target come from.
+  - Switching C(<root>/current) records the activation in the history; that is where deploy order and the
+    rollback target come from. The record is written before the link is renamed and counts only once
+    C(current) points at it, so a run killed in between, or a rename that fails, leaves no trace of a switch
+    that did not happen.
   - With O(lock), the switch holds the deploy lock itself, so a rollback with nothing else to do is one task.
 author:
   - cutover.web maintainers (@cutover-web)
@@ -82,7 +84,8 @@ options:
     description:
       - Switch C(<root>/current) back to O(release) when given, else to the release that was live before the
         current one and is still ready (the rollback target of M(cutover.web.release_info)).
-      - The release left is marked O(mark_previous), in the same call.
+      - The release left is marked O(mark_previous) in the same history record as the switch, so a crash can
+        never leave the switch without the mark (and a later rollback put that release live again).
       - A rollback to the previous release is not repeated; when the current release went live by such a
         rollback (the release live just before it is marked V(bad)), nothing changes and
         RV(already_rolled_back) is true. Name a release in O(release) to go further back.

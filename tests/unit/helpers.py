@@ -73,3 +73,23 @@ def mark(layout, release_id, state):
     """Record a release as failed/bad the way the release_dir module does."""
     rel = layout.releases()[release_id]
     return layout.append_history('marked', release_id, state=state, previous=rel.mark)
+
+
+def crash_after_first_record(layout, operation):
+    """Run ``operation(layout)`` in a child process that is killed as soon as its first history record is
+    on disk: the crash a journal must survive (for a switch, between the record and the rename)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child never returns)
+        try:
+            append = layout.append_history
+
+            def append_then_die(*args, **kwargs):
+                append(*args, **kwargs)
+                os._exit(9)
+
+            layout.append_history = append_then_die
+            operation(layout)
+        finally:
+            os._exit(0)
+    status = os.waitpid(pid, 0)[1]
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 9, 'the operation wrote no history record'

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import pytest
@@ -235,16 +236,42 @@ def test_database_backups_go_with_their_release_only(layout, tmp_path):
     outside = write_tree(tmp_path / 'elsewhere', {'keep.txt': 'not ours'})
     os.symlink(outside, layout.backup_dir('r2'))
 
-    with pytest.raises(CutoverError, match=r'Refusing to delete .*backups/r2: it is not a real directory'):
-        prune(layout, keep=1, check_mode=True)
-    with pytest.raises(CutoverError, match=r'Refusing to delete .*backups/r2: it is not a real directory'):
-        prune(layout, keep=1)
-    # Refused before r2 was touched (r1, removed first, went with its backup).
+    before = snapshot(layout.root)
+    message = '%s is a symlink; cutover.web never follows links inside the root.' % layout.backup_dir('r2')
+    for check_mode in (True, False):
+        with pytest.raises(CutoverError) as exc:
+            prune(layout, keep=1, check_mode=check_mode)
+        assert exc.value.msg == message
+    # Refused before anything went.
     assert read(os.path.join(outside, 'keep.txt')) == b'not ours'
-    assert on_disk(layout) == ['r2', 'r3'] and not os.path.lexists(layout.backup_dir('r1'))
+    assert snapshot(layout.root) == before
     os.unlink(layout.backup_dir('r2'))
 
     result = prune(layout, keep=1)
-    assert result['removed'] == ['r2']
+    assert result['removed'] == ['r1', 'r2']
     assert sorted(os.listdir(layout.backups_dir)) == ['r3']
     assert read(os.path.join(layout.backup_dir('r3'), 'expand.sqlite3')) == b'backup before r3'
+
+
+@pytest.mark.parametrize('part', ['trash', 'backups'])
+def test_symlinked_state_directory_stops_pruning_before_anything_goes(layout, tmp_path, part):
+    make(layout, tmp_path, 'r1', 'r2', 'r3')
+    switch(layout, release='r3')
+    write_tree(layout.backup_dir('r1'), {'expand.sqlite3': 'backup before r1'})
+    # trash/ or backups/ moved outside the root and linked back, with a directory named like a release there.
+    path = os.path.join(layout.state_dir, part)
+    outside = str(tmp_path / 'outside' / part)
+    os.makedirs(os.path.dirname(outside))
+    if os.path.lexists(path):
+        shutil.move(path, outside)
+    else:
+        os.makedirs(outside)
+    write_tree(outside, {'r2/precious.txt': 'not ours'})
+    os.symlink(outside, path)
+    before, outside_before = snapshot(layout.root), snapshot(outside)
+    for check_mode in (True, False):
+        with pytest.raises(CutoverError) as exc:
+            prune(layout, keep=1, check_mode=check_mode)
+        assert exc.value.msg == '%s is a symlink; cutover.web never follows links inside the root.' % path
+    assert snapshot(layout.root) == before
+    assert snapshot(outside) == outside_before

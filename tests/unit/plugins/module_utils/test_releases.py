@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 
 import pytest
@@ -16,7 +18,9 @@ from ansible_collections.cutover.web.plugins.module_utils._releases import (
     CutoverError, Layout, staging_name, staging_started, validate_release_id,
 )
 from ansible_collections.cutover.web.plugins.module_utils._switch import switch
-from ansible_collections.cutover.web.tests.unit.helpers import mark, new_release, snapshot
+from ansible_collections.cutover.web.tests.unit.helpers import (
+    crash_after_first_record, mark, new_release, read, snapshot, write_tree,
+)
 
 
 # -- release ids ---------------------------------------------------------------------------------
@@ -103,6 +107,73 @@ def test_ensure_dirs_refuses_a_symlinked_state_dir(root, tmp_path):
     assert os.listdir(str(elsewhere)) == []
 
 
+@pytest.mark.parametrize('slash', ['/', '//', '///', '/./', '/..', '/srv/..'])
+def test_filesystem_root_is_refused(slash):
+    with pytest.raises(CutoverError) as exc:
+        Layout(slash)
+    assert exc.value.msg == ('The root %s is the filesystem root /, which cannot be a deploy root; give a directory '
+                             'of its own, for example /srv/www/shop.' % slash)
+    assert exc.value.path == slash
+
+
+def test_link_to_the_filesystem_root_is_refused(tmp_path):
+    os.symlink('/', str(tmp_path / 'slash'))
+    with pytest.raises(CutoverError, match='is the filesystem root /, which cannot be a deploy root'):
+        Layout(str(tmp_path / 'slash'))
+
+
+STATE_PARTS = ['.cutover', '.cutover/history.jsonl', '.cutover/manifests', '.cutover/staging', '.cutover/trash',
+               '.cutover/backups', '.cutover/backups/a', '.cutover/repos', '.cutover/deploy.lock']
+
+
+@pytest.mark.parametrize('part', STATE_PARTS)
+def test_symlink_in_the_state_directory_is_refused_by_every_operation(layout, tmp_path, part):
+    new_release(layout, tmp_path / 'src-a', {'index.html': 'a'}, release_id='a')
+    new_release(layout, tmp_path / 'src-b', {'index.html': 'b'}, release_id='b')
+    switch(layout, release='a')
+    os.makedirs(layout.backup_dir('a'))
+    os.makedirs(layout.trash_dir)
+    os.makedirs(layout.repos_dir)
+    with open(layout.lock_file, 'w') as f:
+        f.write('{}')
+    # The part, moved outside the root and replaced by a link to it.
+    path = os.path.join(layout.root, part)
+    outside = str(tmp_path / 'outside' / os.path.basename(path))
+    os.makedirs(os.path.dirname(outside))
+    os.rename(path, outside)
+    os.symlink(outside, path)
+    before, outside_before = snapshot(layout.root), snapshot(tmp_path / 'outside')
+    expected = '%s is a symlink; cutover.web never follows links inside the root.' % path
+    for action in (lambda: switch(layout, release='b'),
+                   lambda: new_release(layout, tmp_path / 'src-c', {'index.html': 'c'}, release_id='c'),
+                   lambda: layout.append_history('schema', 'a', version='1'),
+                   layout.read_history, layout.releases, layout.ensure_dirs, layout.require_root, layout.check_state):
+        with pytest.raises(CutoverError) as exc:
+            action()
+        assert exc.value.msg == expected
+        assert exc.value.path == path
+    assert snapshot(layout.root) == before
+    assert snapshot(tmp_path / 'outside') == outside_before
+
+
+@pytest.mark.parametrize('part, kind', [('.cutover/history.jsonl', 'regular file'), ('.cutover/trash', 'directory'),
+                                        ('.cutover', 'directory')])
+def test_state_part_of_the_wrong_kind_is_refused(layout, tmp_path, part, kind):
+    new_release(layout, tmp_path / 'src-a', {'index.html': 'a'}, release_id='a')
+    path = os.path.join(layout.root, part)
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+    if kind == 'directory':
+        write_tree(os.path.dirname(path), {os.path.basename(path): 'a file'})
+    else:
+        os.makedirs(path)
+    with pytest.raises(CutoverError) as exc:
+        layout.releases()
+    assert exc.value.msg == '%s exists and is not a %s.' % (path, kind)
+
+
 # -- the history journal --------------------------------------------------------------------------
 
 def test_history_is_append_only_with_increasing_seq(layout):
@@ -122,23 +193,97 @@ def test_missing_history_reads_as_empty(layout):
     assert layout.rollback_target() is None
 
 
-def test_torn_last_line_is_ignored(layout, tmp_path):
+def torn_warning(layout):
+    return ('The last line of the history %s is a record whose write never completed (a run stopped while writing '
+            'it, before making its change), so it was left out; the next change to the history removes it.'
+            % layout.history_file)
+
+
+def test_torn_last_line_is_left_out_with_a_warning(layout, tmp_path):
     new_release(layout, tmp_path / 'src', {'index.html': 'one'}, release_id='a')
     before = layout.read_history()
     with open(layout.history_file, 'ab') as f:
         f.write(b'{"seq": 2, "event": "marked", "release": "a", "sta')  # crash mid-write
     assert layout.read_history() == before
-    rel = layout.releases()['a']
-    assert rel.state == 'ready'
+    assert layout.releases()['a'].state == 'ready'
+    assert layout.warnings == [torn_warning(layout)]
 
 
-def test_event_appended_after_a_torn_line_is_kept(layout, tmp_path):
+def test_complete_record_without_its_newline_is_still_torn(layout, tmp_path):
     new_release(layout, tmp_path / 'src', {'index.html': 'one'}, release_id='a')
+    before = read(layout.history_file)
+    with open(layout.history_file, 'ab') as f:
+        f.write(b'{"epoch": 1, "event": "marked", "release": "a", "seq": 2, "state": "bad"}')  # no newline yet
+    assert layout.releases()['a'].state == 'ready'
+    assert layout.warnings == [torn_warning(layout)]
+    layout.append_history('schema', 'a', version='1')
+    assert read(layout.history_file).startswith(before + b'{')
+    assert [e['event'] for e in layout.read_history()] == ['created', 'schema']
+
+
+def test_next_append_cuts_a_torn_last_line_off(layout, tmp_path):
+    new_release(layout, tmp_path / 'src', {'index.html': 'one'}, release_id='a')
+    before = read(layout.history_file)
     with open(layout.history_file, 'ab') as f:
         f.write(b'{"seq": 2, "event": "marked", "release": "a", "sta')  # crash mid-write
     switch(layout, release='a')
-    assert [e['event'] for e in layout.read_history()] == ['created', 'activated']
-    assert layout.releases()['a'].activated_seq is not None
+    data = read(layout.history_file)
+    assert data.startswith(before) and b'"sta' not in data and data.endswith(b'\n')
+    assert [(e['seq'], e['event']) for e in layout.read_history()] == [(1, 'created'), (2, 'activated')]
+    assert layout.releases()['a'].state == 'active'
+    assert Layout(layout.root).read_history() and Layout(layout.root).warnings == []
+
+
+@pytest.mark.parametrize('bad', [
+    b'{"seq": 2, "event": "marked", "release": "a", "sta',  # torn by an older version, which went on after it
+    b'not json at all',
+    b'[1, 2, 3]',
+    b'{"event": "marked", "release": "a"}',  # no seq
+])
+def test_bad_line_before_the_last_is_refused_naming_the_line(layout, tmp_path, bad):
+    new_release(layout, tmp_path / 'src', {'index.html': 'one'}, release_id='a')
+    with open(layout.history_file, 'ab') as f:
+        f.write(b'\n' + bad + b'\n{"seq": 3, "event": "activated", "release": "a", "previous": null}\n')
+    before = snapshot(layout.root)
+    expected = ('The history %s is corrupt at line 3 (it is not a complete record), so the state of the releases '
+                'cannot be trusted; repair or remove that line.' % layout.history_file)
+    for action in (layout.read_history, layout.releases, lambda: layout.append_history('schema', 'a', version='1'),
+                   lambda: switch(layout, release='a')):
+        with pytest.raises(CutoverError) as exc:
+            action()
+        assert exc.value.msg == expected
+        assert exc.value.path == layout.history_file
+    assert snapshot(layout.root) == before
+
+
+def test_release_killed_after_its_record_is_no_release_until_made_again(layout, tmp_path):
+    src = write_tree(tmp_path / 'src', {'index.html': 'one'})
+    crash_after_first_record(layout, lambda l: new_release(l, src, {}, release_id='a'))
+    assert layout.read_history()[-1]['event'] == 'created'
+    assert not os.path.lexists(layout.release_path('a')), 'the record is written ahead of the rename'
+    assert Layout(layout.root).releases() == {}
+    assert len(os.listdir(layout.staging_dir)) == 1  # the unfinished tree, pruned by the start time in its name
+    result = new_release(Layout(layout.root), src, {}, release_id='a')
+    assert result['changed'] is True
+    assert Layout(layout.root).releases()['a'].state == 'ready'
+
+
+def test_history_of_the_older_format_is_still_read(layout, tmp_path):
+    """Activations written after the rename, and a rollback's mark as a record of its own."""
+    for rid in ('A', 'B'):
+        new_release(layout, tmp_path / ('src-' + rid), {'index.html': rid}, release_id=rid)
+    with open(layout.history_file, 'ab') as f:
+        for seq, fields in enumerate(({'event': 'activated', 'release': 'A', 'previous': None},
+                                      {'event': 'activated', 'release': 'B', 'previous': 'A'},
+                                      {'event': 'activated', 'release': 'A', 'previous': 'B'},
+                                      {'event': 'marked', 'release': 'B', 'state': 'bad', 'previous': 'ready'}), 3):
+            fields.update(seq=seq, epoch=1.0)
+            f.write(json.dumps(fields).encode() + b'\n')
+    os.symlink('releases/A', layout.current_link)
+    releases = layout.releases()
+    assert {r.id: r.state for r in releases.values()} == {'A': 'active', 'B': 'bad'}
+    assert [r.id for r in layout.ordered(releases)] == ['A', 'B']
+    assert layout.rollback_target() is None
 
 
 def test_order_and_state_come_from_history_not_file_times(layout, tmp_path):

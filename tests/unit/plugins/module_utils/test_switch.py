@@ -13,9 +13,11 @@ import threading
 
 import pytest
 
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, Layout
 from ansible_collections.cutover.web.plugins.module_utils._switch import rollback, switch
-from ansible_collections.cutover.web.tests.unit.helpers import mark, new_release, read, snapshot, write_tree
+from ansible_collections.cutover.web.tests.unit.helpers import (
+    crash_after_first_record, mark, new_release, read, snapshot, write_tree,
+)
 
 
 @pytest.fixture
@@ -399,3 +401,104 @@ def test_rollback_can_leave_the_release_ready(site):
     switch(site, release='B')
     rollback(site, mark_previous=None)
     assert site.releases()['B'].mark == 'ready'
+
+
+# -- crashes: the history never lies -----------------------------------------------------------------
+
+def state_of(layout):
+    """What a user sees of the releases: states and marks, deploy order, rollback target, current."""
+    releases = layout.releases()
+    target = layout.rollback_target(releases)
+    return ({r.id: (r.state, r.mark) for r in releases.values()}, [r.id for r in layout.ordered(releases)],
+            target.id if target else None, layout.current_id())
+
+
+def put_link(layout, text):
+    tmp = layout.current_link + '.put'
+    os.symlink(text, tmp)
+    os.rename(tmp, layout.current_link)
+
+
+@pytest.mark.parametrize('operation', ['switch', 'rollback'])
+def test_torn_last_record_leaves_the_state_before_it_at_every_byte(site, tmp_path, operation):
+    new_release(site, tmp_path / 'src-C', {'index.html': 'release C'}, release_id='C')
+    live = ('A', 'B') if operation == 'switch' else ('A', 'B', 'C')
+    for rid in live:
+        switch(site, release=rid)
+
+    def act(layout):
+        return switch(layout, release='C') if operation == 'switch' else rollback(layout)
+
+    before, history, link = state_of(site), read(site.history_file), os.readlink(site.current_link)
+    act(Layout(site.root))
+    after = state_of(Layout(site.root))
+    record = read(site.history_file)[len(history):]
+    assert record.count(b'\n') == 1 and record.endswith(b'\n'), 'one record per switch'
+
+    warning = ('The last line of the history %s is a record whose write never completed (a run stopped while writing '
+               'it, before making its change), so it was left out; the next change to the history removes it.'
+               % site.history_file)
+    for cut in range(len(record)):
+        # The record never completed, so the rename that follows it never happened.
+        with open(site.history_file, 'wb') as f:
+            f.write(history + record[:cut])
+        put_link(site, link)
+        layout = Layout(site.root)
+        assert state_of(layout) == before, 'cut after %d bytes of %r' % (cut, record)
+        assert layout.warnings == ([warning] if cut else [])
+
+    # The next run does what the interrupted one meant to, on a history cut back to its last complete line.
+    act(Layout(site.root))
+    assert state_of(Layout(site.root)) == after
+    data = read(site.history_file)
+    assert data.startswith(history) and data.count(b'\n') == history.count(b'\n') + 1
+    if operation == 'rollback':
+        again = rollback(Layout(site.root))
+        assert not again['changed'] and again['already_rolled_back']
+        assert os.readlink(site.current_link) == 'releases/B'
+
+
+def test_switch_killed_between_its_record_and_the_rename_did_not_happen(site, tmp_path):
+    new_release(site, tmp_path / 'src-C', {'index.html': 'release C'}, release_id='C')
+    switch(site, release='A')
+    switch(site, release='B')
+    crash_after_first_record(site, lambda layout: switch(layout, release='C'))
+
+    layout = Layout(site.root)
+    assert os.readlink(site.current_link) == 'releases/B', 'the record is written ahead of the rename'
+    assert layout.read_history()[-1]['release'] == 'C'
+    assert state_of(layout) == ({'A': ('ready', 'ready'), 'B': ('active', 'ready'), 'C': ('ready', 'ready')},
+                                ['B', 'A', 'C'], 'A', 'B')
+    result = rollback(layout)
+    assert (result['release'], result['rolled_back_from']) == ('A', 'B')
+    assert os.readlink(site.current_link) == 'releases/A'
+    # C never went live, so it is no rollback target; a new switch to it counts.
+    assert Layout(site.root).rollback_target() is None
+    switch(Layout(site.root), release='C')
+    assert state_of(Layout(site.root))[1:] == (['C', 'A', 'B'], 'A', 'C')
+
+
+def test_rollback_killed_after_its_record_never_puts_the_release_left_live_again(site, tmp_path):
+    new_release(site, tmp_path / 'src-C', {'index.html': 'release C'}, release_id='C')
+    for rid in ('A', 'B', 'C'):
+        switch(site, release=rid)
+    crash_after_first_record(site, rollback)
+
+    first = rollback(Layout(site.root))
+    assert os.readlink(site.current_link) == 'releases/B'
+    assert first['changed'] is True and first['rolled_back_from'] == 'C'
+    assert Layout(site.root).releases()['C'].state == 'bad'
+    again = rollback(Layout(site.root))
+    assert not again['changed'] and again['already_rolled_back']
+    assert os.readlink(site.current_link) == 'releases/B'
+    assert Layout(site.root).rollback_target().id == 'A'
+
+
+def test_rollback_marks_the_release_left_in_its_one_record(site):
+    switch(site, release='A')
+    switch(site, release='B')
+    rollback(site)
+    last = site.read_history()[-1]
+    assert (last['event'], last['release'], last['previous'], last['mark_previous'], last['link']) == \
+        ('activated', 'A', 'B', 'bad', 'releases/A')
+    assert [e['event'] for e in site.read_history()].count('marked') == 0
