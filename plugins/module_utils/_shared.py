@@ -28,7 +28,9 @@ import os
 import stat
 from collections import namedtuple
 
-from ansible_collections.cutover.web.plugins.module_utils._build import DIGEST, KIND, SIZE, file_digest, load_manifest
+from ansible_collections.cutover.web.plugins.module_utils._build import (
+    DIGEST, KIND, MODE, MTIME, SIZE, file_digest, load_manifest,
+)
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, validate_release_id
 from ansible_collections.cutover.web.plugins.module_utils._switch import (
     AT_FDCWD, RENAME_EXCHANGE, RENAME_NOREPLACE, renameat2,
@@ -302,6 +304,9 @@ class _Keeper(object):
             return shipped[KIND] == 'l' and shipped[DIGEST] == os.readlink(name, dir_fd=fd)
         if not stat.S_ISREG(st.st_mode) or shipped[KIND] != 'f' or shipped[SIZE] != st.st_size:
             return False
+        if st.st_mtime_ns == shipped[MTIME] and stat.S_IMODE(st.st_mode) == shipped[MODE]:
+            # As the build left it (the quick check the build itself makes): not rewritten since.
+            return True
         with os.fdopen(os.open(name, READ_FLAGS, dir_fd=fd), 'rb') as f:
             return file_digest(f) == shipped[DIGEST]
 
@@ -455,29 +460,50 @@ def _plan_one(layout, trees, rel, kind, legacy, manifest, release_id):
                                                  else stat.S_ISREG(in_release.st_mode))
             actions.append('seed' if brings else 'create')
         real = in_release is not None and not stat.S_ISLNK(in_release.st_mode)
-        if not real and in_release is not None and os.readlink(name, dir_fd=release_fd) == link_text(rel):
-            return Step(rel, kind, actions, [], [])
-        if in_release is not None:
-            actions.append('replace')
-        actions.append('link')
+        if real or in_release is None or os.readlink(name, dir_fd=release_fd) != link_text(rel):
+            if in_release is not None:
+                actions.append('replace')
+            actions.append('link')
+        # What the release holds there (the seed copies it all), and what an interrupted run left beside it.
+        leftovers = _leftovers(release_fd, name)
+        held = ([name] if real and 'seed' not in actions else []) + leftovers
         keeper = _Keeper(manifest, release_id, dry=True)
-        if real and 'seed' not in actions:
-            # What apply() will find in shared/ when it takes in what the release holds there.
+        if held:
+            # What apply() will find in shared/ when it takes that in.
+            dst_fd, dst, dst_mode = shared_fd, name, _LOOK
             if 'adopt' in actions:
                 dst_fd = os.open(os.path.dirname(legacy[rel]), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    keeper.keep(release_fd, name, dst_fd, os.path.basename(legacy[rel]), rel, rel,
-                                os.path.join(trees.release, rel))
-                finally:
+                dst = os.path.basename(legacy[rel])
+            elif in_shared is None:
+                dst_mode = stat.S_IFDIR if kind == 'directory' else stat.S_IFREG
+            try:
+                for src in held:
+                    keeper.keep(release_fd, src, dst_fd, dst, rel, rel,
+                                os.path.join(os.path.dirname(os.path.join(trees.release, rel)), src), dst_mode)
+            finally:
+                if dst_fd is not shared_fd:
                     os.close(dst_fd)
-            else:
-                dst_mode = _LOOK if in_shared is not None else (stat.S_IFDIR if kind == 'directory' else stat.S_IFREG)
-                keeper.keep(release_fd, name, shared_fd, name, rel, rel, os.path.join(trees.release, rel), dst_mode)
-        if keeper.kept:
+        if keeper.kept or leftovers:
             actions.append('keep')
         return Step(rel, kind, actions, keeper.kept, keeper.renamed)
+    except OSError as exc:
+        raise CutoverError('Cannot look at %s to link the shared path %r: %s.'
+                           % (exc.filename or os.path.join(trees.release, rel), rel, exc.strerror or exc),
+                           path=exc.filename or os.path.join(trees.release, rel))
     finally:
         _close(release_fd, shared_fd)
+
+
+def _leftovers(dir_fd, name):
+    """What a run that stopped half-way (or met a writer that kept writing) left of what the release held at
+    ``name``: the real files and directories named ``.<name>.cutover-link.*`` beside it."""
+    prefix = '.%s.cutover-link.' % name
+    found = []
+    for entry in sorted(os.listdir(dir_fd)) if dir_fd is not None else ():
+        st = _lstat(dir_fd, entry) if entry.startswith(prefix) else None
+        if st is not None and not stat.S_ISLNK(st.st_mode):
+            found.append(entry)
+    return found
 
 
 def apply(layout, release_id, steps, chown, dir_mode, file_mode, legacy=None):
@@ -530,12 +556,12 @@ def _apply_one(layout, trees, step, keeper, chown, dir_mode, file_mode, legacy):
                 os.close(fd)
             chown(shared_fd, name)
         if 'link' in actions:
-            old = _put_link(release_fd, name, link_text(rel), trees.release, rel)
-            if old is not None:
-                keeper.keep(release_fd, old, shared_fd, name, rel, rel,
-                            os.path.join(os.path.dirname(os.path.join(trees.release, rel)), old))
-            os.fsync(shared_fd)
-            os.fsync(release_fd)
+            _put_link(release_fd, name, link_text(rel), trees.release, rel)
+        for old in _leftovers(release_fd, name):
+            keeper.keep(release_fd, old, shared_fd, name, rel, rel,
+                        os.path.join(os.path.dirname(os.path.join(trees.release, rel)), old))
+        os.fsync(shared_fd)
+        os.fsync(release_fd)
     except OSError as exc:
         raise CutoverError('Could not share %s into %s: %s.' % (rel, trees.release, exc.strerror or exc),
                            path=exc.filename or shared)
@@ -545,7 +571,7 @@ def _apply_one(layout, trees, step, keeper, chown, dir_mode, file_mode, legacy):
 
 def _put_link(dir_fd, name, text, release, rel):
     """Put the link ``name`` -> ``text`` in ``dir_fd``, never leaving the path missing. A real file or directory
-    there is swapped for it in one renameat2(RENAME_EXCHANGE); return the name it then has (else None)."""
+    there is swapped for it in one renameat2(RENAME_EXCHANGE); it is then beside it, one of _leftovers()."""
     tmp, n = '.%s.cutover-link.%d' % (name, os.getpid()), 0
     while _lstat(dir_fd, tmp) is not None:
         n += 1
@@ -565,8 +591,6 @@ def _put_link(dir_fd, name, text, release, rel):
                     reason = 'this kernel or filesystem does not support renameat2(RENAME_EXCHANGE) (%s)' % reason
                 raise CutoverError('Cannot swap %s for the link to the shared %s without a gap: %s.'
                                    % (os.path.join(release, rel), rel, reason), path=os.path.join(release, rel))
-            return tmp
     except BaseException:
         os.unlink(tmp, dir_fd=dir_fd)
         raise
-    return None

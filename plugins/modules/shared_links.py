@@ -154,7 +154,7 @@ renamed:
 left:
   description:
     - Directories of the release that could not be emptied into C(shared/) because something kept writing into
-      them; they are left as they are, beside the link, and named in a warning.
+      them; they are left beside the link, named in a warning, and the next run moves what is left.
   returned: always
   type: list
   elements: str
@@ -224,8 +224,8 @@ def main():
                         % (p['release'], 'would be' if module.check_mode else 'was',
                            os.path.join(layout.shared_dir, path), layout.shared_dir))
         for path in report['left']:
-            module.warn('%s kept receiving files while it was moved into %s, so it was left where it is.'
-                        % (path, layout.shared_dir))
+            module.warn('%s kept receiving files while it was moved into %s, so it was left where it is; the next '
+                        'run moves what is left.' % (path, layout.shared_dir))
         result = {
             'changed': changed,
             'release_path': layout.release_path(p['release']),

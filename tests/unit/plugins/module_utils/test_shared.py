@@ -286,3 +286,47 @@ def test_shipped_files_are_dropped_only_when_unchanged(site, tmp_path):
     steps = share(site, 'r1', dirs=['public/media'])
     assert steps == [('public/media', 'directory', ['replace', 'link'])]
     assert os.listdir(os.path.join(site.shared_dir, 'public/media')) == []
+
+
+def test_what_an_interrupted_run_left_beside_the_link_is_taken_in_by_the_next(site):
+    share(site, 'r1', dirs=['public/media'])
+    # A run stopped after the swap, before the old directory was emptied.
+    write_tree(os.path.join(site.release_path('r1'), 'public/.media.cutover-link.999'),
+               {'late.jpg': 'written late', 'logo.png': 'logo'})
+    steps = plan(site, 'r1', ['public/media'], [])
+    assert acts(steps) == [('public/media', 'directory', ['keep'])]
+    assert apply(site, 'r1', steps, no_chown, 0o755, 0o640)['kept'] == steps[0].kept == ['public/media/late.jpg']
+    assert read(os.path.join(site.shared_dir, 'public/media/late.jpg')) == b'written late'
+    assert sorted(os.listdir(os.path.join(site.release_path('r1'), 'public'))) == ['index.php', 'media']
+    assert acts(plan(site, 'r1', ['public/media'], [])) == [('public/media', 'directory', [])]
+
+
+def test_a_writer_uploading_into_the_live_release_while_it_is_linked_loses_nothing(site):
+    os.makedirs(os.path.join(site.shared_dir, 'public/media'))
+    switch(site, release='r1')
+    media = os.path.join(site.current_link, 'public/media')
+    written, stop = [], threading.Event()
+
+    def writer():
+        n = 0
+        while not stop.is_set() or n < 300:
+            name = 'upload-%05d.jpg' % n
+            with open(os.path.join(media, name), 'w') as f:
+                f.write(name)
+            written.append(name)
+            n += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while len(written) < 100:
+            pass
+        steps = plan(site, 'r1', ['public/media'], [])
+        report = apply(site, 'r1', steps, no_chown, 0o755, 0o640)
+    finally:
+        stop.set()
+        thread.join()
+    shared = os.path.join(site.shared_dir, 'public/media')
+    assert sorted(os.listdir(shared)) == sorted(written)
+    assert all(read(os.path.join(shared, name)) == name.encode() for name in written)
+    assert report['renamed'] == [] and report['left'] == []
