@@ -254,6 +254,25 @@ def _rename(src_fd, src, dst_fd, dst, flags=RENAME_NOREPLACE):
         raise OSError(err, os.strerror(err), dst)
 
 
+def _move_entry(src_fd, src, dst_fd, dst):
+    """Move ``src`` to the free name ``dst`` by rename; across filesystems, copy it under a temporary name,
+    rename that, then remove ``src``. EEXIST when ``dst`` is taken."""
+    try:
+        _rename(src_fd, src, dst_fd, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        tmp = '.%s.cutover-copy.%d' % (dst, os.getpid())
+        _remove(dst_fd, tmp)
+        _copy(src_fd, src, dst_fd, tmp)
+        try:
+            _rename(dst_fd, tmp, dst_fd, dst)
+        except OSError:
+            _remove(dst_fd, tmp)
+            raise
+        _remove(src_fd, src)
+
+
 class _Keeper(object):
     """Moves what a release holds at a shared path into shared/, entry by entry, dropping only what the release's
     manifest says the source shipped unchanged, or what shared/ holds already, byte for byte. ``dry`` only
@@ -331,18 +350,17 @@ class _Keeper(object):
             os.unlink(name, dir_fd=fd)
 
     def _move(self, src_fd, src, dst_fd, dst, srel, renamed):
-        if not self.dry:
+        name, name_rel = dst, srel
+        while not self.dry:
             try:
-                _rename(src_fd, src, dst_fd, dst)
+                _move_entry(src_fd, src, dst_fd, dst)
+                break
             except OSError as exc:
-                if exc.errno != errno.EXDEV:
+                if exc.errno != errno.EEXIST:
                     raise
-                # shared/ is on another filesystem: copy under a temporary name, rename, then remove.
-                tmp = '.%s.cutover-copy.%d' % (dst, os.getpid())
-                _remove(dst_fd, tmp)
-                _copy(src_fd, src, dst_fd, tmp)
-                _rename(dst_fd, tmp, dst_fd, dst)
-                _remove(src_fd, src)
+            # The name was taken in shared/ meanwhile (an upload through the new link): keep both.
+            dst, srel = self._free(dst_fd, name, name_rel)
+            renamed = True
         self.kept.append(srel)
         if renamed:
             self.renamed.append(srel)

@@ -330,3 +330,16 @@ def test_a_writer_uploading_into_the_live_release_while_it_is_linked_loses_nothi
     assert sorted(os.listdir(shared)) == sorted(written)
     assert all(read(os.path.join(shared, name)) == name.encode() for name in written)
     assert report['renamed'] == [] and report['left'] == []
+
+
+def test_uploads_are_copied_when_shared_is_another_filesystem(site, mount):
+    mount(site.shared_dir)
+    os.makedirs(os.path.join(site.shared_dir, 'public/media'))
+    write_tree(os.path.join(site.release_path('r1'), 'public/media'), {'upload.jpg': 'up', 'album/a.jpg': 'a'})
+    steps = plan(site, 'r1', ['public/media'], [])
+    report = apply(site, 'r1', steps, no_chown, 0o755, 0o640)
+    shared = os.path.join(site.shared_dir, 'public/media')
+    assert (read(os.path.join(shared, 'upload.jpg')), read(os.path.join(shared, 'album/a.jpg'))) == (b'up', b'a')
+    assert report['kept'] == steps[0].kept == ['public/media/album', 'public/media/upload.jpg']
+    assert sorted(os.listdir(os.path.join(site.release_path('r1'), 'public'))) == ['index.php', 'media']
+    assert [n for n in os.listdir(shared) if 'cutover' in n] == []
