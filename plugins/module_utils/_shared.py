@@ -370,7 +370,7 @@ class _Keeper(object):
         fds = [os.open(src, DIR_FLAGS, dir_fd=src_fd)]
         try:
             made = False
-            if not exists and not self.dry:
+            if not self.dry and (not exists or _lstat(dst_fd, dst) is None):
                 os.mkdir(dst, 0o700, dir_fd=dst_fd)
                 made = True
             found = _lstat(dst_fd, dst)
