@@ -24,7 +24,8 @@ import os
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, stamp
 
 AT_FDCWD = -100
-RENAME_EXCHANGE = 2 << 0
+RENAME_NOREPLACE = 1 << 0
+RENAME_EXCHANGE = 1 << 1
 
 
 def _temp_name(path, tag):
@@ -99,15 +100,20 @@ def replace_link(link, text):
     fsync_dir(os.path.dirname(link))
 
 
-def renameat2_exchange(a, b):
+def renameat2(a, b, flags, a_dir=AT_FDCWD, b_dir=AT_FDCWD):
+    """renameat2(2) of ``a`` (relative to the directory fd ``a_dir``) to ``b``: 0, or the errno."""
     libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
     func = getattr(libc, 'renameat2', None)
     if func is None:
         return errno.ENOSYS
     func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     func.restype = ctypes.c_int
-    rc = func(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE)
+    rc = func(a_dir, os.fsencode(a), b_dir, os.fsencode(b), flags)
     return ctypes.get_errno() if rc != 0 else 0
+
+
+def renameat2_exchange(a, b):
+    return renameat2(a, b, RENAME_EXCHANGE)
 
 
 def exchange_directory(link, text, keep_as):

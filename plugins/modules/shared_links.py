@@ -16,10 +16,19 @@ description:
     puts a relative symlink at C(<root>/releases/<id>/<path>) pointing there, in one call for all paths.
   - The first time a path is shared, what the release brings at that path seeds C(shared/<path>) (copied
     through a temporary name), so nothing the source ships is lost; otherwise an empty directory or file is
-    made. What the release has at a shared path is then replaced by the link.
-  - Refuses absolute paths, paths with C(..), paths under C(.cutover), and shared paths that are symlinks or
-    lead outside the root through one.
+    made.
+  - A real directory or file the release has at a shared path is swapped for the link in one
+    C(renameat2(RENAME_EXCHANGE)), so the path never goes missing, even in a live release. Of what it held, only
+    what the source shipped unchanged (same path and content as the release's manifest records) and what
+    C(shared/) holds already, byte for byte, is dropped; everything else (uploads made while the release was
+    live, files written after the build) is moved into C(shared/<path>). Where that name is taken by something
+    else, it goes in as C(<name>.cutover-<release>) and the module warns, naming it (see RV(kept), RV(renamed)).
+  - Both trees are walked without following any symlink. Refuses absolute paths, paths with C(..), paths under
+    C(.cutover), one shared path inside another, a C(shared) directory that is a symlink, shared paths that are
+    symlinks, and a symlink or a file where a directory leading to a shared path should be, in the release (for
+    example a C(public -> /elsewhere) link the source ships) or under C(shared); a refusal changes nothing.
   - Meant for a release that is not live yet; the deploy role calls it between making the release and the switch.
+    Run on a live release (a reused one), it keeps what users wrote there as described above.
 author:
   - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
@@ -33,8 +42,10 @@ attributes:
   safe_file_operations:
     support: partial
     details:
-      - Links are made as a temporary link renamed into place; seeded shared paths are copied under a temporary
-        name and renamed. What a release had at a shared path is deleted before the link is put there.
+      - Links are made as a temporary link renamed into place (swapped with a real directory or file by
+        C(renameat2(RENAME_EXCHANGE))); seeded shared paths are copied under a temporary name and renamed. Data
+        found in the release at a shared path is moved into C(shared/) by rename; only what the source shipped
+        unchanged, or what C(shared/) holds already, is deleted.
   idempotent:
     support: full
 options:
@@ -125,11 +136,34 @@ created:
   returned: always
   type: list
   elements: str
+kept:
+  description:
+    - Paths under C(<root>/shared) that data found in the release at a shared path was moved to (uploads, files
+      written after the build; not what the source shipped unchanged). In check mode, what would be moved.
+  returned: always
+  type: list
+  elements: str
+  sample: [public/media/upload.jpg, public/media/logo.png.cutover-20261202T101500Z-1a2b3c4d5e6f]
+renamed:
+  description:
+    - The paths of RV(kept) that got a new name, C(<name>.cutover-<release>), because C(shared/) holds something
+      else under the name; each is also named in a warning.
+  returned: always
+  type: list
+  elements: str
+left:
+  description:
+    - Directories of the release that could not be emptied into C(shared/) because something kept writing into
+      them; they are left beside the link, named in a warning, and the next run moves what is left.
+  returned: always
+  type: list
+  elements: str
 """
 
 import grp
 import os
 import pwd
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -179,33 +213,48 @@ def main():
         p = module.params
         steps = plan(layout, p['release'], p['dirs'], p['files'], legacy=p['legacy'])
         uid, gid = _ids(module)
-        changed = any(actions for rel, kind, actions in steps)
+        changed = any(step.actions for step in steps)
+        report = {'kept': [k for step in steps for k in step.kept],
+                  'renamed': [r for step in steps for r in step.renamed], 'left': []}
         if changed and not module.check_mode:
-            apply(layout, p['release'], steps, _chowner(uid, gid), dir_mode, file_mode, legacy=p['legacy'])
-        linked = [rel for rel, kind, actions in steps if 'link' in actions]
-        return {
+            report = apply(layout, p['release'], steps, _chowner(uid, gid), dir_mode, file_mode, legacy=p['legacy'])
+        for path in report['renamed']:
+            module.warn('What the release %s held where a shared link goes %s kept as %s, because %s holds something '
+                        'else under its name; compare the two.'
+                        % (p['release'], 'would be' if module.check_mode else 'was',
+                           os.path.join(layout.shared_dir, path), layout.shared_dir))
+        for path in report['left']:
+            module.warn('%s kept receiving files while it was moved into %s, so it was left where it is; the next '
+                        'run moves what is left.' % (path, layout.shared_dir))
+        result = {
             'changed': changed,
             'release_path': layout.release_path(p['release']),
-            'linked': linked,
-            'adopted': [rel for rel, kind, actions in steps if 'adopt' in actions],
-            'seeded': [rel for rel, kind, actions in steps if 'seed' in actions],
-            'created': [rel for rel, kind, actions in steps if 'create' in actions],
-            'diff': {'before': ''.join('%s\n' % rel for rel, kind, actions in steps if 'link' not in actions),
-                     'after': ''.join('%s -> shared/%s\n' % (rel, rel) for rel, kind, actions in steps)},
+            'linked': [step.rel for step in steps if 'link' in step.actions],
+            'adopted': [step.rel for step in steps if 'adopt' in step.actions],
+            'seeded': [step.rel for step in steps if 'seed' in step.actions],
+            'created': [step.rel for step in steps if 'create' in step.actions],
+            'diff': {'before': ''.join('%s\n' % step.rel for step in steps if 'link' not in step.actions),
+                     'after': ''.join('%s -> shared/%s\n' % (step.rel, step.rel) for step in steps)
+                     + ''.join('shared/%s (kept from the release)\n' % path for path in report['kept'])},
         }
+        result.update(report)
+        return result
 
     run(module, action)
 
 
 def _chowner(uid, gid):
-    """Set owner and group (-1 leaves one as it is) of a new shared path and everything in it."""
-    def chown(path):
+    """Set owner and group (-1 leaves one as it is) of a new shared path ``name`` in the directory ``dir_fd``
+    and of everything in it, following no link."""
+    def chown(dir_fd, name):
         if uid < 0 and gid < 0:
             return
-        os.lchown(path, uid, gid)
-        for dirpath, dirnames, filenames in os.walk(path):
-            for name in dirnames + filenames:
-                os.lchown(os.path.join(dirpath, name), uid, gid)
+        os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            return
+        for dirpath, dirnames, filenames, fd in os.fwalk(name, dir_fd=dir_fd):
+            for entry in dirnames + filenames:
+                os.chown(entry, uid, gid, dir_fd=fd, follow_symlinks=False)
     return chown
 
 
