@@ -58,7 +58,6 @@ import socket
 import stat
 import time
 
-STATES = ('staging', 'ready', 'active', 'failed', 'bad')
 MARKABLE = ('ready', 'failed', 'bad')
 # Every name made from a release id must fit the 255 bytes a filename may have (NAME_MAX). The longest
 # is a staging leftover moved to the trash by pruning, '<id>.<epoch>.<pid>.<host>' + '.<epoch>.<pid>':
@@ -84,10 +83,6 @@ class CutoverError(Exception):
 def link_refused(path):
     """The refusal of a symlink where cutover.web keeps its own files."""
     return CutoverError('%s is a symlink; cutover.web never follows links inside the root.' % path, path=path)
-
-
-def utc_now():
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def iso(ts):
@@ -157,7 +152,6 @@ class Release(object):
         self.source = None
         self.marked = None
         self.schema = None
-        self.extra = {}
 
     @property
     def order(self):
@@ -170,7 +164,7 @@ class Release(object):
 class Layout(object):
     """Paths and the journal of one deploy root."""
 
-    def __init__(self, root, link=None):
+    def __init__(self, root):
         if not root or not os.path.isabs(root):
             raise CutoverError('The root %r is not an absolute path; give the full path of the deploy root, '
                                'for example /srv/www/shop.' % (root,), path=root)
@@ -180,7 +174,7 @@ class Layout(object):
                                'of its own, for example /srv/www/shop.' % root, path=root)
         self.releases_dir = os.path.join(self.root, 'releases')
         self.shared_dir = os.path.join(self.root, 'shared')
-        self.current_link = os.path.normpath(link) if link else os.path.join(self.root, 'current')
+        self.current_link = os.path.join(self.root, 'current')
         self.state_dir = os.path.join(self.root, '.cutover')
         self.history_file = os.path.join(self.state_dir, 'history.jsonl')
         self.manifests_dir = os.path.join(self.state_dir, 'manifests')
@@ -201,9 +195,6 @@ class Layout(object):
 
     def manifest_path(self, release_id):
         return os.path.join(self.manifests_dir, validate_release_id(release_id) + '.json')
-
-    def exists(self):
-        return os.path.isdir(self.root)
 
     def require_root(self):
         if os.path.islink(self.root) or not os.path.isdir(self.root):
