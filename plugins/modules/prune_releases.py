@@ -18,7 +18,7 @@ description:
     C(releases/) that the history does not know.
   - Removes V(failed) and V(bad) releases marked longer ago than O(failed_older_than), and build and push
     leftovers in C(.cutover/staging/) older than O(staging_older_than) (or all of them, O(staging_all)).
-  - An entry of C(.cutover/staging/) that is not a directory (a file, a symlink) is never removed: it is left
+  - An entry of C(.cutover/staging/) that is not a directory (a file, a symlink) is never removed; it is left
     in place, listed in RV(skipped_staging), and named in a warning.
   - A removed release goes with the database backups taken before its migrations, in
     C(<root>/.cutover/backups/<id>).
@@ -72,7 +72,7 @@ options:
     description:
       - Remove every leftover in the staging area whatever its age, except a push made by a check-mode deploy
         (named C(check-*), made without the lock) younger than O(staging_older_than).
-      - For a deploy holding the deploy lock, when no other deploy can be writing there: it frees the space a
+      - For a deploy holding the deploy lock, when no other deploy can be writing there; it frees the space a
         run that was killed or failed left behind. Needs O(lock).
     type: bool
     default: false
