@@ -132,6 +132,12 @@ expect_output "notes.txt in place"
 expect_staging "notes.txt"
 rm "$STAGING/notes.txt"
 
+step "a live probe that fails: switched back, and the message says the release live before is live now"
+play_fails deploy -e deploy_src="$OUT/v2" -e deploy_release_id=v2-probed -e deploy_probe_url=http://127.0.0.1:9/ \
+    -e deploy_probe_retries=1 -e deploy_probe_delay=0
+expect_output "switched back to $V1, and marked v2-probed bad. The release live now is $V1, live before this deploy."
+[[ $(current) == "$V1" ]] || fail "current is $(current), expected $V1"
+
 step "a failure after the switch says which release is live now"
 echo '- ansible.builtin.fail: {msg: the hook failed}' >"$OUT/after_switch.yml"
 play_fails deploy -e deploy_src="$OUT/v2" -e deploy_release_id=v2-hooked -e '{"deploy_hooks": {"after_switch": "'"$OUT"'/after_switch.yml"}}'

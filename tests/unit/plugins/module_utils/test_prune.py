@@ -201,6 +201,18 @@ def test_staging_all_removes_every_leftover_but_a_young_check_mode_push(layout, 
     assert prune(layout, keep=3, staging_older_than=3600)['removed_staging'] == []
 
 
+def test_a_staging_area_that_is_a_symlink_is_refused_and_nothing_behind_it_goes(layout, tmp_path):
+    make(layout, tmp_path, 'r1')
+    outside = write_tree(tmp_path / 'outside', {staging_name('r9', now=time.time() - 10 ** 5) + '/x.txt': 'precious'})
+    os.rmdir(layout.staging_dir)
+    os.symlink(outside, layout.staging_dir)
+    before = snapshot(outside)
+    with pytest.raises(CutoverError) as exc:
+        prune(layout, keep=1, staging_all=True)
+    assert exc.value.msg == '%s is a symlink; cutover.web never prunes through links inside the root.' % layout.staging_dir
+    assert snapshot(outside) == before
+
+
 def test_check_mode_returns_exactly_what_would_go_and_removes_nothing(layout, tmp_path):
     make(layout, tmp_path, 'r1', 'r2', 'r3', 'r4')
     switch(layout, release='r4')
