@@ -8,8 +8,9 @@
 Kept, always: the current release, the rollback target, ids in ``protect``, and the newest
 ``keep`` ready releases by recorded deploy order. Failed and bad releases go once they have been
 marked longer than ``failed_older_than``; staging leftovers once they are older than
-``staging_older_than`` (the start time is part of their name). Directories the history does not
-know are never touched. A release goes with the database backups taken before its migrations
+``staging_older_than`` (the start time is part of their name), or all of them but a young check-mode
+push for a caller holding the deploy lock; an entry of the staging area that is not a directory is
+left and reported. Directories the history does not know are never touched. A release goes with the database backups taken before its migrations
 (``.cutover/backups/<id>``). Nothing outside ``releases/``, ``.cutover/staging/`` and
 ``.cutover/backups/`` is ever removed, and no symlink is ever followed: a release is first renamed
 into ``.cutover/trash/`` (so it vanishes from releases/ in one step) and then deleted.
@@ -24,6 +25,10 @@ import stat
 import time
 
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir
+
+
+# A push made by a check-mode deploy, which holds no lock: <prefix><run>.<start epoch>.<pid>.<host>.
+CHECK_PUSH_PREFIX = 'check-'
 
 
 def _inside(path, parent):
@@ -116,15 +121,47 @@ def plan(layout, keep, protect=(), failed_older_than=86400, staging_older_than=3
                 continue
         remove.append(rel.id)
 
-    staging = []
-    for name, started, _path in layout.staging_entries():
-        if started is not None and now - started >= staging_older_than:
-            staging.append(name)
-    return sorted(remove), sorted(staging), kept
+    staging, _skipped = plan_staging(layout, staging_older_than, now=now)
+    return sorted(remove), staging, kept
 
 
-def prune(layout, keep, protect=(), failed_older_than=86400, staging_older_than=3600, check_mode=False):
-    removed, staging, kept = plan(layout, keep, protect, failed_older_than, staging_older_than)
+def plan_staging(layout, older_than=3600, everything=False, now=None):
+    """Which staging leftovers go: (names to remove, {name: why it is left}), the names sorted.
+
+    A leftover goes once it is older than ``older_than`` (the start time is part of its name). With
+    ``everything`` (only for a caller holding the deploy lock, so no other deploy can be writing there),
+    every leftover goes whatever its age, except a young check-mode push (CHECK_PUSH_PREFIX): check
+    mode pushes without the lock. An entry that is not a real directory (a file, a symlink) is never
+    removed: it is left where it is and reported.
+    """
+    now = time.time() if now is None else now
+    if os.path.islink(layout.staging_dir):
+        raise CutoverError('%s is a symlink; cutover.web never prunes through links inside the root.'
+                           % layout.staging_dir, path=layout.staging_dir)
+    remove = []
+    left = {}
+    for name, started, path in layout.staging_entries():
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            continue  # gone meanwhile
+        if not stat.S_ISDIR(mode):
+            left[name] = 'a symlink' if stat.S_ISLNK(mode) else 'not a directory'
+            continue
+        old = started is not None and now - started >= older_than
+        if old or (everything and not name.startswith(CHECK_PUSH_PREFIX)):
+            remove.append(name)
+    return sorted(remove), left
+
+
+def prune(layout, keep, protect=(), failed_older_than=86400, staging_older_than=3600, check_mode=False,
+          staging_all=False, releases=True):
+    """Prune releases (unless ``releases`` is false) and staging leftovers (see plan_staging)."""
+    if releases:
+        removed, _staging, kept = plan(layout, keep, protect, failed_older_than, staging_older_than)
+    else:
+        removed, kept = [], {}
+    staging, left = plan_staging(layout, staging_older_than, staging_all)
     for rid in removed:
         # In check mode this makes the same refusals a real run would, and removes nothing.
         remove_release(layout, rid, check_mode=check_mode)
@@ -135,6 +172,7 @@ def prune(layout, keep, protect=(), failed_older_than=86400, staging_older_than=
         'changed': bool(removed or staging),
         'removed': removed,
         'removed_staging': staging,
+        'skipped_staging': left,
         'kept': sorted(kept),
         'kept_reasons': kept,
         'diff': {'before': '\n'.join(sorted(list(kept) + removed)) + '\n',

@@ -16,8 +16,10 @@ description:
     went live, else when it was made), never by file times.
   - Never removes the current release, the rollback target, ids in O(protect), or directories in
     C(releases/) that the history does not know.
-  - Removes V(failed) and V(bad) releases marked longer ago than O(failed_older_than), and build leftovers
-    in C(.cutover/staging/) older than O(staging_older_than).
+  - Removes V(failed) and V(bad) releases marked longer ago than O(failed_older_than), and build and push
+    leftovers in C(.cutover/staging/) older than O(staging_older_than) (or all of them, O(staging_all)).
+  - An entry of C(.cutover/staging/) that is not a directory (a file, a symlink) is never removed; it is left
+    in place, listed in RV(skipped_staging), and named in a warning.
   - A removed release goes with the database backups taken before its migrations, in
     C(<root>/.cutover/backups/<id>).
   - Never follows a symlink and never deletes anything outside C(<root>/releases),
@@ -63,9 +65,23 @@ options:
     default: 86400
   staging_older_than:
     description:
-      - Seconds after a build started that its leftover in the staging area may be removed.
+      - Seconds after a build or a push started that its leftover in the staging area may be removed.
     type: int
     default: 3600
+  staging_all:
+    description:
+      - Remove every leftover in the staging area whatever its age, except a push made by a check-mode deploy
+        (named C(check-*), made without the lock) younger than O(staging_older_than).
+      - For a deploy holding the deploy lock, when no other deploy can be writing there; it frees the space a
+        run that was killed or failed left behind. Needs O(lock).
+    type: bool
+    default: false
+  releases:
+    description:
+      - Whether to prune releases. V(false) prunes only the staging area (a deploy does that before it pushes);
+        O(keep), O(protect) and O(failed_older_than) are then not used.
+    type: bool
+    default: true
 seealso:
   - module: cutover.web.release_info
 """
@@ -107,6 +123,11 @@ removed_staging:
   returned: always
   type: list
   elements: str
+skipped_staging:
+  description: Entries of the staging area left in place because they are not directories, each with why.
+  returned: always
+  type: dict
+  sample: {"notes.txt": "not a directory"}
 kept:
   description: Release ids kept.
   returned: always
@@ -123,6 +144,8 @@ lock_held:
   type: bool
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import LOCK_OPTION, with_lock_option
@@ -138,15 +161,22 @@ def main():
             protect=dict(type='list', elements='str', default=[]),
             failed_older_than=dict(type='int', default=86400),
             staging_older_than=dict(type='int', default=3600),
+            staging_all=dict(type='bool', default=False),
+            releases=dict(type='bool', default=True),
             lock=LOCK_OPTION,
         ),
+        required_if=[('staging_all', True, ['lock'])],
         supports_check_mode=True,
     )
     p = module.params
 
     def act(layout):
-        return prune(layout, p['keep'], p['protect'], p['failed_older_than'], p['staging_older_than'],
-                     check_mode=module.check_mode)
+        result = prune(layout, p['keep'], p['protect'], p['failed_older_than'], p['staging_older_than'],
+                       check_mode=module.check_mode, staging_all=p['staging_all'], releases=p['releases'])
+        for name, why in sorted(result['skipped_staging'].items()):
+            module.warn('Left %s in place: it is %s, and pruning removes only directories from the staging area.'
+                        % (os.path.join(layout.staging_dir, name), why))
+        return result
 
     run(module, lambda layout: with_lock_option(p['lock'], layout, act, module.check_mode))
 

@@ -147,17 +147,71 @@ def test_staging_leftovers_go_by_the_start_time_in_their_name(layout, tmp_path):
     assert on_disk(layout) == ['r1']
 
 
-def test_staging_leftover_that_is_a_symlink_is_never_followed(layout, tmp_path):
-    make(layout, tmp_path, 'r1')
+def test_staging_entries_that_are_not_directories_are_left_and_reported(layout, tmp_path):
+    make(layout, tmp_path, 'r1', 'r2', 'r3')
+    switch(layout, release='r3')
+    long_ago = time.time() - 10 ** 5
     outside = write_tree(tmp_path / 'outside', {'precious.txt': 'precious'})
-    os.symlink(outside, os.path.join(layout.staging_dir, staging_name('r7', now=time.time() - 10 ** 5)))
+    link = staging_name('r7', now=long_ago)
+    os.symlink(outside, os.path.join(layout.staging_dir, link))
+    stray = staging_name('r6', now=long_ago)
+    with open(os.path.join(layout.staging_dir, stray), 'w') as f:
+        f.write('a file')
+    with open(os.path.join(layout.staging_dir, 'notes.txt'), 'w') as f:
+        f.write('a file')
+    stale = staging_name('r5', now=long_ago)
+    os.makedirs(os.path.join(layout.staging_dir, stale))
     before = snapshot(outside)
-    try:
-        prune(layout, keep=1, staging_older_than=60)
-    except CutoverError as exc:
-        assert 'not a real directory' in exc.msg
+
+    predicted = prune(layout, keep=1, staging_older_than=60, check_mode=True)
+    result = prune(layout, keep=1, staging_older_than=60)
+    for res in (predicted, result):
+        assert res['removed'] == ['r1', 'r2']
+        assert res['removed_staging'] == [stale]
+        assert res['skipped_staging'] == {link: 'a symlink', stray: 'not a directory', 'notes.txt': 'not a directory'}
+    assert sorted(os.listdir(layout.staging_dir)) == sorted([link, stray, 'notes.txt'])
     assert snapshot(outside) == before
-    assert on_disk(layout) == ['r1']
+    assert on_disk(layout) == ['r3']
+
+
+def test_staging_all_removes_every_leftover_but_a_young_check_mode_push(layout, tmp_path):
+    make(layout, tmp_path, 'r1', 'r2', 'r3')
+    switch(layout, release='r3')
+    now = time.time()
+    names = {
+        'push': 'push-20261204T101010123Z-1.%d.0.ansible' % now,
+        'build': staging_name('r9', now=now),
+        'nameless': 'no-start-time',
+        'check_young': 'check-20261204T101010123Z-2.%d.0.ansible' % (now - 60),
+        'check_old': 'check-20261204T101010123Z-3.%d.0.ansible' % (now - 7200),
+        'check_nameless': 'check-no-start-time',
+    }
+    for name in names.values():
+        write_tree(os.path.join(layout.staging_dir, name), {'half.txt': 'half'})
+
+    result = prune(layout, keep=1, staging_older_than=3600, staging_all=True, releases=False)
+    gone = ['push', 'build', 'nameless', 'check_old']
+    assert result['changed'] is True
+    assert result['removed_staging'] == sorted(names[k] for k in gone)
+    assert result['removed'] == [] and result['kept'] == []
+    assert sorted(os.listdir(layout.staging_dir)) == sorted([names['check_young'], names['check_nameless']])
+    assert on_disk(layout) == ['r1', 'r2', 'r3']
+
+    # Without staging_all, only age counts, as before.
+    write_tree(os.path.join(layout.staging_dir, names['push']), {'half.txt': 'half'})
+    assert prune(layout, keep=3, staging_older_than=3600)['removed_staging'] == []
+
+
+def test_a_staging_area_that_is_a_symlink_is_refused_and_nothing_behind_it_goes(layout, tmp_path):
+    make(layout, tmp_path, 'r1')
+    outside = write_tree(tmp_path / 'outside', {staging_name('r9', now=time.time() - 10 ** 5) + '/x.txt': 'precious'})
+    os.rmdir(layout.staging_dir)
+    os.symlink(outside, layout.staging_dir)
+    before = snapshot(outside)
+    with pytest.raises(CutoverError) as exc:
+        prune(layout, keep=1, staging_all=True)
+    assert exc.value.msg == '%s is a symlink; cutover.web never prunes through links inside the root.' % layout.staging_dir
+    assert snapshot(outside) == before
 
 
 def test_check_mode_returns_exactly_what_would_go_and_removes_nothing(layout, tmp_path):

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# What a deploy leaves when it fails, and what the next one finds: the deploy and rollback
+# playbooks on a deploy root that is a small tmpfs, without Apache. A push that fills the disk,
+# the leftovers of a killed run, a failed deploy, a stray file in the staging area, settings
+# refused before anything changes, failures after the switch, check mode with an archive.
+set -eu -o pipefail
+
+BASE=/tmp/cutover-recovery
+ROOT=$BASE/site
+STAGING=$ROOT/.cutover/staging
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=/dev/null
+source "$HERE/../setup_collection/collection.sh"
+OUT=$(mktemp -d)
+export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
+
+clean_up() {
+    if mountpoint -q "$ROOT"; then umount "$ROOT"; fi
+    rm -rf "$BASE" "$OUT"
+}
+trap clean_up EXIT
+clean_up
+OUT=$(mktemp -d)
+mkdir -p "$ROOT"
+# A disk of 4 MB: a site of 6 MB cannot fit, nor one of 1 MB beside 3.5 MB of leftovers.
+mount -t tmpfs -o size=4m,mode=0755 cutover-recovery "$ROOT"
+
+step() { printf '\n=== %s\n' "$*"; }
+fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+play() {
+    local name=$1
+    shift
+    ansible-playbook -i "$HERE/inventory.ini" "cutover.web.$name" "$@" 2>&1 | tee "$OUT/last"
+}
+play_fails() {
+    if play "$@"; then
+        fail "ansible-playbook cutover.web.$1 should have failed"
+    fi
+}
+expect_output() {
+    grep -q -- "$1" "$OUT/last" || fail "expected '$1' in the playbook output"
+}
+current() { basename "$(readlink "$ROOT/current")"; }
+staging_holds() { ls -A "$STAGING"; }
+expect_staging() { # the names the staging area should hold, sorted, space-separated
+    [[ $(staging_holds | sort | xargs) == "$1" ]] || fail "the staging area holds '$(staging_holds | xargs)', expected '$1'"
+}
+no_upload_archive() {
+    [[ ! -e $ROOT/.cutover/upload-archive ]] || fail "an archive was left in $ROOT/.cutover/upload-archive"
+}
+site() { # NAME [MEGABYTES]: a site whose page says NAME, with a MEGABYTES file of random bytes
+    mkdir -p "$OUT/$1/public"
+    echo "page $1" >"$OUT/$1/public/index.html"
+    if [[ -n ${2:-} ]]; then
+        head -c "$(($2 * 1024 * 1024))" /dev/urandom >"$OUT/$1/public/big.bin"
+    fi
+}
+site v1
+site v2
+site v3 1
+site huge 6
+mkdir -p "$OUT/empty"
+
+step "deploy_keep 0 is refused before anything changes"
+play_fails deploy -e deploy_src="$OUT/v1" -e deploy_keep=0
+expect_output "deploy_keep must be at least 1"
+[[ -z $(ls -A "$ROOT") ]] || fail "a refused deploy wrote $(ls -A "$ROOT")"
+
+step "check mode with an archive on a new root: says a new release would be made, changes nothing"
+tar czf "$OUT/site.tgz" -C "$OUT/v1" .
+play deploy --check -e deploy_src="$OUT/site.tgz"
+expect_output "a new release of $OUT/site.tgz"
+[[ -z $(ls -A "$ROOT") ]] || fail "check mode wrote $(ls -A "$ROOT")"
+
+step "deploy v1 from that archive; the uploaded archive is removed once the release is made"
+play deploy -e deploy_src="$OUT/site.tgz"
+V1=$(current)
+[[ $(cat "$ROOT/current/public/index.html") == "page v1" ]] || fail "v1 does not serve"
+expect_staging ""
+no_upload_archive
+
+step "check mode with a changed archive of the same name: predicts the new release, leaves nothing"
+tar czf "$OUT/site.tgz" -C "$OUT/v2" .
+play deploy --check -e deploy_src="$OUT/site.tgz"
+expect_output "(a new release from $OUT/site.tgz"
+[[ $(current) == "$V1" ]] || fail "check mode moved current"
+expect_staging ""
+no_upload_archive
+
+step "a push that fills the disk: a clear error, no push left, the old release serves"
+play_fails deploy -e deploy_src="$OUT/huge"
+expect_output "the disk filled up while pushing $OUT/huge (No space left on device); the partial push was removed."
+expect_output "The release live before ($V1) keeps serving."
+expect_staging ""
+[[ $(current) == "$V1" ]] || fail "the failed push moved current"
+
+step "the next deploy of a small site succeeds on the same root"
+play deploy -e deploy_src="$OUT/v2"
+[[ $(cat "$ROOT/current/public/index.html") == "page v2" ]] || fail "v2 does not serve"
+
+
+step "what a killed run left in the staging area goes first, so a site that fits only without it deploys"
+now=$(date +%s)
+dead_push=push-20261204T101010123456Z-77.$now.0.ansible
+dead_build=20261204T101010Z-0123456789ab.$now.4242.$(hostname -s)
+young_check=check-20261204T101010123456Z-78.$now.0.ansible
+mkdir -p "$STAGING/$dead_push/public" "$STAGING/$dead_build" "$STAGING/$young_check"
+head -c $((2 * 1024 * 1024)) /dev/urandom >"$STAGING/$dead_push/public/big.bin"
+head -c $((1024 * 1024 + 512 * 1024)) /dev/urandom >"$STAGING/$dead_build/part.bin"
+play deploy -e deploy_src="$OUT/v3"
+[[ $(cat "$ROOT/current/public/index.html") == "page v3" ]] || fail "v3 does not serve"
+expect_staging "$young_check"
+rmdir "$STAGING/$young_check"
+
+step "a failed deploy (empty source) leaves no push and no uploaded archive"
+V3=$(current)
+play_fails deploy -e deploy_src="$OUT/empty"
+expect_output "The source $OUT/empty is empty"
+expect_staging ""
+tar czf "$OUT/empty.tgz" -C "$OUT/empty" .
+play_fails deploy -e deploy_src="$OUT/empty.tgz"
+expect_output "The source $OUT/empty.tgz is empty"
+expect_staging ""
+no_upload_archive
+[[ $(current) == "$V3" ]] || fail "a failed deploy moved current"
+
+step "a file in the staging area does not fail the deploy: it is left and reported"
+echo "not mine" >"$STAGING/notes.txt"
+play deploy -e deploy_src="$OUT/v1"
+[[ $(cat "$ROOT/current/public/index.html") == "page v1" ]] || fail "v1 does not serve again"
+expect_output "notes.txt in place"
+expect_staging "notes.txt"
+rm "$STAGING/notes.txt"
+
+step "a live probe that fails: switched back, and the message says the release live before is live now"
+play_fails deploy -e deploy_src="$OUT/v2" -e deploy_release_id=v2-probed -e deploy_probe_url=http://127.0.0.1:9/ \
+    -e deploy_probe_retries=1 -e deploy_probe_delay=0
+expect_output "switched back to $V1, and marked v2-probed bad. The release live now is $V1, live before this deploy."
+[[ $(current) == "$V1" ]] || fail "current is $(current), expected $V1"
+
+step "a failure after the switch says which release is live now"
+echo '- ansible.builtin.fail: {msg: the hook failed}' >"$OUT/after_switch.yml"
+play_fails deploy -e deploy_src="$OUT/v2" -e deploy_release_id=v2-hooked -e '{"deploy_hooks": {"after_switch": "'"$OUT"'/after_switch.yml"}}'
+expect_output 'stopped at "ansible.builtin.fail": the hook failed. The release live now is v2-hooked' 
+expect_output "The release live now is v2-hooked, the new one"
+[[ $(current) == v2-hooked ]] || fail "current is $(current), expected v2-hooked"
+
+step "a rollback whose probe fails says which release is live now"
+play_fails rollback -e rollback_probe_url=http://127.0.0.1:9/
+expect_output "The release live now is $V1, switched to by this rollback"
+[[ $(current) == "$V1" ]] || fail "the rollback did not switch to $V1"
+
+echo "deploy_recovery: all passed"
