@@ -135,9 +135,7 @@ def plan_staging(layout, older_than=3600, everything=False, now=None):
     removed: it is left where it is and reported.
     """
     now = time.time() if now is None else now
-    if os.path.islink(layout.staging_dir):
-        raise CutoverError('%s is a symlink; cutover.web never prunes through links inside the root.'
-                           % layout.staging_dir, path=layout.staging_dir)
+    layout.check_state()  # a symlinked staging area is refused there, with every other part of .cutover
     remove = []
     left = {}
     for name, started, path in layout.staging_entries():

@@ -210,7 +210,7 @@ def test_a_staging_area_that_is_a_symlink_is_refused_and_nothing_behind_it_goes(
     before = snapshot(outside)
     with pytest.raises(CutoverError) as exc:
         prune(layout, keep=1, staging_all=True)
-    assert exc.value.msg == '%s is a symlink; cutover.web never prunes through links inside the root.' % layout.staging_dir
+    assert exc.value.msg == '%s is a symlink; cutover.web never follows links inside the root.' % layout.staging_dir
     assert snapshot(outside) == before
 
 
