@@ -33,7 +33,7 @@ from ansible.module_utils.common.warnings import warn
 
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, iso
 
-# The fields of a holder record and the types each may have (None: the field may be null or missing).
+# The fields of a holder record: name, type, and whether it may be null or missing.
 _FIELDS = (
     ('owner', str, False), ('run_id', str, True), ('host', str, True), ('pid', int, True),
     ('pid_start', str, True), ('since', str, True), ('since_epoch', float, True), ('expires', str, True),
@@ -42,7 +42,8 @@ _FIELDS = (
 
 
 def _field_problem(record):
-    """The first field of ``record`` that is not valid, said as 'expires_epoch is 'soon', not a number', or None."""
+    """What is wrong with the first field of ``record`` that is not valid (``expires_epoch is "soon", not a number``),
+    or None."""
     for name, kind, optional in _FIELDS:
         value = record.get(name)
         if value is None:
@@ -51,12 +52,12 @@ def _field_problem(record):
             return '%s is missing' % name
         if kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                return '%s is %s, not a number' % (name, json.dumps(value))
+                return '%s is %s, not a number' % (name, json.dumps(value, ensure_ascii=False))
         elif kind is int:
             if isinstance(value, bool) or not isinstance(value, int):
-                return '%s is %s, not a whole number' % (name, json.dumps(value))
+                return '%s is %s, not a whole number' % (name, json.dumps(value, ensure_ascii=False))
         elif not isinstance(value, str):
-            return '%s is %s, not a string' % (name, json.dumps(value))
+            return '%s is %s, not a string' % (name, json.dumps(value, ensure_ascii=False))
     return None
 
 
@@ -94,26 +95,33 @@ def describe(holder):
 
 
 # -- the liveness rule, applied on the controller by the action plugins (plugin_utils/_controller.py) --
+def _proc_stat(pid):
+    """The fields of /proc/<pid>/stat after the command name (field 3, the state, first), or None."""
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as f:
+            stat = f.read().decode('ascii', 'replace')
+    except (OSError, ValueError):
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces.
+    fields = stat[stat.rfind(')') + 2:].split()
+    return fields if len(fields) >= 20 else None
+
+
 def process_start(pid):
     """When process ``pid`` started, as 'BOOT_ID:TICKS' (stable for the life of that process), or None.
 
     None when there is no such process or /proc cannot tell (not Linux).
     """
+    fields = _proc_stat(pid)
     try:
-        with open('/proc/%d/stat' % pid, 'rb') as f:
-            stat = f.read().decode('ascii', 'replace')
         with open('/proc/sys/kernel/random/boot_id', 'rb') as f:
             boot_id = f.read().decode('ascii', 'replace').strip()
-    except (OSError, ValueError):
+    except OSError:
         return None
-    # The command name (field 2) is in parentheses and may hold spaces; the start time is field 22.
-    fields = stat[stat.rfind(')') + 2:].split()
-    if len(fields) < 20:
-        return None
-    return '%s:%s' % (boot_id, fields[19])
+    return None if fields is None else '%s:%s' % (boot_id, fields[19])  # field 22, the start time
 
 
-def pid_alive(pid):
+def _pid_alive(pid):
     try:
         os.kill(pid, 0)
     except OSError as exc:
@@ -124,19 +132,21 @@ def pid_alive(pid):
 def holder_is_dead(holder, host):
     """Whether the lock ``holder`` (a record read from the lock) is a run on ``host`` that is gone.
 
-    Only a record made by this collection's action plugins can tell (pid and pid_start), and only on the
-    host that ran it; anything else is not known dead.
+    Gone: no process has its pid, or the one that has is a zombie or started at another time than the
+    holder (``pid_start``: the pid was reused). Only a record made by this collection's action plugins
+    can tell (pid and pid_start), and only on the host that ran it; anything else is not known dead.
     """
     if not isinstance(holder, dict) or holder.get('invalid') or holder.get('host') != host:
         return False
     pid, pid_start, run_id = holder.get('pid'), holder.get('pid_start'), holder.get('run_id')
     if not isinstance(pid, int) or isinstance(pid, bool) or pid < 1 or not pid_start or not run_id:
         return False
-    if not pid_alive(pid):
+    if not _pid_alive(pid):
         return True
-    start = process_start(pid)
-    # A live pid whose start cannot be read (say /proc mounted with hidepid) is not known dead.
-    return start is not None and start != pid_start
+    fields = _proc_stat(pid)
+    if fields is None:
+        return False  # a live pid /proc does not show (say, mounted with hidepid) is not known dead
+    return fields[0] in ('Z', 'X') or process_start(pid) != pid_start
 
 
 def free_command(layout, holder, ad_hoc=None):

@@ -192,8 +192,8 @@ def make_root(module, layout, mode):
         try:
             os.chmod(root, mode)
         except OSError as exc:
-            raise CutoverError('Cannot give the root %s the mode %s: %s.' % (root, module.params['root_mode'],
-                                                                              exc.strerror), path=root)
+            raise CutoverError('Cannot give the root %s the mode %s: %s.'
+                               % (root, module.params['root_mode'], exc.strerror), path=root)
     return True
 
 

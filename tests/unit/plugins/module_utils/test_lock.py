@@ -407,6 +407,18 @@ def test_a_killed_holder_is_dead(sleeper):
     assert holder_is_dead(holder_for(sleeper.pid, start), HOST) is True
 
 
+def test_a_holder_that_is_a_zombie_is_dead(sleeper):
+    """Killed but not yet reaped (its parent is gone, and no one reaps orphans): it is dead all the same."""
+    start = process_start(sleeper.pid)
+    sleeper.send_signal(9)
+    for dummy in range(200):
+        with open('/proc/%d/stat' % sleeper.pid) as f:
+            if f.read().rsplit(')', 1)[1].split()[0] == 'Z':
+                break
+        time.sleep(0.01)
+    assert holder_is_dead(holder_for(sleeper.pid, start), HOST) is True
+
+
 def test_a_reused_pid_does_not_keep_a_dead_holder_alive(sleeper):
     """The pid is there, but its process started at another time: the holder is gone."""
     start = process_start(sleeper.pid)
