@@ -13,10 +13,18 @@ short_description: Take or release the deploy lock of a deploy root
 version_added: 0.1.0
 description:
   - One deploy at a time per root. The lock C(<root>/.cutover/deploy.lock) is created atomically (written
-    complete, then hardlinked into place, which fails if it exists) and records owner, run id, host, pid and
-    the time it was taken and expires.
-  - Taking a lock held by someone else fails with a message naming the holder, unless it has expired
-    (O(ttl)); an expired lock is taken over and the old holder is returned in RV(took_over).
+    complete, then hardlinked into place, which fails if it exists) and records owner, run id, the controller's
+    host name, the pid of its C(ansible-playbook) and that process's start, and the time it was taken and expires.
+  - Taking a lock held by someone else fails with a message naming the holder and the C(ansible) command that
+    frees it, unless the lock is taken over, with a warning, and the old holder returned in RV(took_over). A lock
+    is taken over when it has expired (O(ttl)); when its record is not valid (not JSON, or a field of the wrong
+    type, such as an C(expires_epoch) that is not a number); or when its holder is a run whose
+    C(ansible-playbook) ran on this same controller host and is no longer running (killed, or the controller
+    rebooted). The action plugin of this module tells that on the controller, by the recorded pid and its
+    start time (a reused pid does not count as the holder), and then runs the module again with
+    O(take_over_dead) naming that run; the module replaces the lock only if it still holds that run's record.
+  - A holder on another controller host is never guessed dead; free its lock with the command the refusal names
+    (O(state=absent) and O(force=true)) once that run is surely gone.
 author:
   - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
@@ -56,12 +64,31 @@ options:
     default: 3600
   host:
     description:
-      - The host the deploy runs from, recorded in the lock. Defaults to the target's host name.
+      - The host the deploy runs from, recorded in the lock. The action plugin sets the controller's host name;
+        without it, the target's host name is recorded.
     type: str
   pid:
     description:
-      - The process id of the deploy, recorded in the lock. Defaults to the module's parent process.
+      - The process id of the deploy, recorded in the lock. The action plugin sets the pid of the controller's
+        C(ansible-playbook) (or C(ansible)) process.
     type: int
+  pid_start:
+    description:
+      - When the process O(pid) started (boot id and start time from C(/proc/<pid>/stat)), recorded in the lock
+        so that the controller can tell the holder from a later process that got the same pid. Set by the
+        action plugin when it sets O(pid) (on a Linux controller); not for use by hand.
+    type: str
+  take_over_dead:
+    description:
+      - The run id of a holder known to be dead; its lock is taken over (with a warning) if the lock still holds
+        that run's record. The action plugin sets it after it found the holder's C(ansible-playbook) gone on this
+        controller; not for use by hand (use O(state=absent) with O(force=true) instead).
+    type: str
+  ad_hoc:
+    description:
+      - The start of an C(ansible) command line that reaches this target (inventory, host, become), used in a
+        refusal to name the command that frees the lock. Set by the action plugin.
+    type: str
   force:
     description:
       - With O(state=absent), remove the lock even if someone else holds it.
@@ -117,7 +144,7 @@ holder:
   returned: always
   type: dict
 took_over:
-  description: The record of an expired lock that was taken over, or null.
+  description: The record of a lock that was taken over (expired, not valid, or held by a dead run), or null.
   returned: always
   type: dict
 """
@@ -128,7 +155,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, check_ttl, release
+from ansible_collections.cutover.web.plugins.module_utils._lock import CONTROLLER_OPTIONS, acquire, check_ttl, release
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 
@@ -162,7 +189,11 @@ def make_root(module, layout, mode):
     if os.path.islink(root) or stat.S_IMODE(os.stat(root).st_mode) == mode:
         return False
     if not module.check_mode:
-        os.chmod(root, mode)
+        try:
+            os.chmod(root, mode)
+        except OSError as exc:
+            raise CutoverError('Cannot give the root %s the mode %s: %s.'
+                               % (root, module.params['root_mode'], exc.strerror), path=root)
     return True
 
 
@@ -176,9 +207,11 @@ def act(module, layout):
             root_changed = make_root(module, layout, mode)
         if not module.check_mode:
             layout.require_root()
-        result = acquire(layout, p['owner'], p['run_id'], p['ttl'], p['host'], p['pid'], check_mode=module.check_mode)
-        if result['took_over']:
-            module.warn('Took over the expired deploy lock %s.' % layout.lock_file)
+        result = acquire(layout, p['owner'], p['run_id'], p['ttl'], p['host'], p['pid'], check_mode=module.check_mode,
+                         pid_start=p['pid_start'], take_over_dead=p['take_over_dead'], ad_hoc=p['ad_hoc'])
+        warning = result.pop('warning')
+        if warning:
+            module.warn(warning)
         before, after = result['took_over'] or ({} if result['changed'] else result['holder']), result['holder']
     else:
         result = release(layout, p['owner'], p['run_id'], p['force'], check_mode=module.check_mode)
@@ -201,10 +234,9 @@ def main():
             owner=dict(type='str', required=True),
             run_id=dict(type='str'),
             ttl=dict(type='int', default=3600),
-            host=dict(type='str'),
-            pid=dict(type='int'),
             force=dict(type='bool', default=False),
             root_mode=dict(type='raw'),
+            **CONTROLLER_OPTIONS
         ),
         supports_check_mode=True,
     )

@@ -102,7 +102,10 @@ staging:
       description: When that build started (UTC, ISO 8601), from its name.
       type: str
 lock:
-  description: The deploy lock holder (owner, run_id, host, pid, since, expires), or null when unlocked.
+  description:
+    - The deploy lock holder (owner, run_id, host, pid, pid_start, since, expires), or null when unlocked.
+    - A lock file whose record is not valid is returned as C(invalid) (what is wrong with it) and C(raw) (the start
+      of its text); the next deploy takes it over.
   returned: always
   type: dict
 """
