@@ -193,6 +193,37 @@ expect_page index.php "page v2"
     fail "0004-expand-add-sku stayed applied"
 [[ $(sqlite3 "$DB" "SELECT name FROM products WHERE id = 9") == 'Written before' ]] || fail "a row written before was lost"
 
+step "one webroot setting: apache_vhost_webroot '' in the inventory serves the release root for the vhost and the deploy"
+# As a user's group_vars say it: the deploy and rollback roles take the vhost's webroot, and a
+# rollback with no vhost named points the site that serves the root at the release gone back to.
+sed -e '/^rollback_apache_vhost_name=/d' -e '$a apache_vhost_webroot=""' "$HERE/inventory.ini" >"$OUT/flat.ini"
+for v in 1 2; do
+    mkdir -p "$OUT/flat$v"
+    printf '<?php echo "flat v%s";\n' "$v" >"$OUT/flat$v/index.php"
+done
+flat() { ansible-playbook -i "$OUT/flat.ini" "cutover.web.$1" "${@:2}" 2>&1 | tee "$OUT/last"; }
+flat deploy -e deploy_src="$OUT/flat1" -e deploy_release_id=flat1
+expect_recap 'failed=0'
+expect_page index.php "flat v1"
+flat deploy -e deploy_src="$OUT/flat2" -e deploy_release_id=flat2
+expect_recap 'failed=0'
+expect_page index.php "flat v2"
+
+step "a rollback to a release without the directory to serve is refused before anything changes"
+if flat rollback -e rollback_webroot=public; then fail "the rollback to a release without public/ went ahead"; fi
+expect_output "has no directory $ROOT/releases/flat1/public to serve"
+[[ $(current) == flat2 ]] || fail "the refused rollback moved current to $(current)"
+[[ $(state_of flat2) == active ]] || fail "the refused rollback marked flat2 $(state_of flat2)"
+expect_page index.php "flat v2"
+
+step "a rollback with no vhost named moves what Apache serves"
+flat rollback
+expect_recap 'failed=0'
+[[ $(current) == flat1 ]] || fail "current is $(current), expected flat1"
+expect_page index.php "flat v1"
+[[ $(curl -sS -o /dev/null -D - --max-time 10 "$URL/" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cutover-release" {print $2}') == flat1 ]] ||
+    fail "Apache does not answer with flat1's release header"
+
 step "rollback with nothing to go back to: a clear error"
 rm -rf "$ROOT"
 play deploy -e deploy_src="$HERE/files/v1"
