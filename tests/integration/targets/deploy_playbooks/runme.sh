@@ -202,9 +202,12 @@ for v in 1 2; do
     printf '<?php echo "flat v%s";\n' "$v" >"$OUT/flat$v/index.php"
 done
 flat() { ansible-playbook -i "$OUT/flat.ini" "cutover.web.$1" "${@:2}" 2>&1 | tee "$OUT/last"; }
-flat deploy -e deploy_src="$OUT/flat1" -e deploy_release_id=flat1
+[[ -d $ROOT/releases/v3-build && -d $ROOT/releases/v3-probe ]] || fail "the failed and bad releases were pruned within a day"
+flat deploy -e deploy_src="$OUT/flat1" -e deploy_release_id=flat1 -e deploy_keep_failed_for=0
 expect_recap 'failed=0'
 expect_page index.php "flat v1"
+[[ ! -e $ROOT/releases/v3-build && ! -e $ROOT/releases/v3-probe && ! -e $ROOT/releases/mig-broken ]] ||
+    fail "deploy_keep_failed_for=0 left failed or bad releases: $(ls "$ROOT/releases")"
 flat deploy -e deploy_src="$OUT/flat2" -e deploy_release_id=flat2
 expect_recap 'failed=0'
 expect_page index.php "flat v2"
