@@ -480,7 +480,7 @@ def remove_vhosts(names, ports, modules_before):
     if off or on:
         # Another MPM cannot be loaded by a restart (AH00534: Apache exits instead): stop, then start.
         subprocess.run(['apache2ctl', 'stop'], check=False)
-        for _ in range(100):
+        for _attempt in range(100):
             if subprocess.run(['pgrep', '-x', 'apache2'], stdout=subprocess.DEVNULL, check=False).returncode != 0:
                 break
             time.sleep(0.1)
