@@ -196,7 +196,7 @@ expect_page index.php "page v2"
 step "one webroot setting: apache_vhost_webroot '' in the inventory serves the release root for the vhost and the deploy"
 # As a user's group_vars say it: the deploy and rollback roles take the vhost's webroot, and a
 # rollback with no vhost named points the site that serves the root at the release gone back to.
-sed -e '/^rollback_apache_vhost_name=/d' -e '$a apache_vhost_webroot=""' "$HERE/inventory.ini" >"$OUT/flat.ini"
+{ grep -v '^rollback_apache_vhost_name=' "$HERE/inventory.ini"; echo 'apache_vhost_webroot=""'; } >"$OUT/flat.ini"
 for v in 1 2; do
     mkdir -p "$OUT/flat$v"
     printf '<?php echo "flat v%s";\n' "$v" >"$OUT/flat$v/index.php"
