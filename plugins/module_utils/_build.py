@@ -761,8 +761,7 @@ def _walk(dfd, prefix=''):
         if stat.S_ISDIR(st.st_mode):
             sub = os.open(name, DIR_FLAGS, dir_fd=dfd)
             try:
-                for item in _walk(sub, rel + '/'):
-                    yield item
+                yield from _walk(sub, rel + '/')
             finally:
                 os.close(sub)
 
@@ -823,8 +822,8 @@ def _fs_error(exc, path, what):
     where = exc.filename if exc.filename and os.path.isabs(str(exc.filename)) else path
     if exc.errno in SPACE_ERRNOS:
         return CutoverError('The disk filled up while %s %s; current was not touched.' % (what, where), path=where)
-    return CutoverError('%s %s failed: %s; current was not touched.' % (what[0].upper() + what[1:], where,
-                                                                         exc.strerror), path=where)
+    return CutoverError('%s %s failed: %s; current was not touched.'
+                        % (what[0].upper() + what[1:], where, exc.strerror), path=where)
 
 
 def isolate_release(layout, release_id, check_mode=False):

@@ -71,7 +71,7 @@ options:
         once old enough. V(bad) is for a release rolled back from, V(failed) for one whose build or checks
         failed.
       - V(isolated) gives the release O(id) a private copy of every file it shares by hardlink with another
-        release (or with the tree it was pushed as), before build steps run in it: whatever a build step does
+        release (or with the tree it was pushed as), before build steps run in it. Whatever a build step then does
         to a file (rewrite it in place, append to it, change its mode or owner), no other release changes.
         Copies are reflinks where the filesystem makes them (btrfs, XFS), so they take no space there.
         The live release is refused.

@@ -1092,7 +1092,7 @@ def files_of(root):
             else:
                 content = None
             result[os.path.relpath(full, str(root))] = (content, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
-                                                         st.st_mtime_ns, st.st_ino)
+                                                        st.st_mtime_ns, st.st_ino)
     return result
 
 
