@@ -33,7 +33,10 @@ attributes:
     details:
       - Check mode reads the source and reports the release id that would be made or reused, and how many
         files would be linked or written.
-      - For a git source whose mirror is not cached yet, check mode resolves the ref with C(git ls-remote).
+      - For a git source, check mode resolves the ref with C(git ls-remote) and fetches nothing; it finds a
+        release made from that commit with the same options, by the rule a real run applies first.
+      - With O(state=isolated) or O(state=sealed), check mode reports how many files would be copied or
+        hardlinked again, and changes nothing.
   diff_mode:
     support: full
   safe_file_operations:
@@ -46,6 +49,10 @@ attributes:
       - Sources are compared by content fingerprint (git sources by commit), not by time.
       - For a directory source, unchanged files are recognized by size and mtime, as rsync does, unless
         O(checksum=true).
+      - A git release is known by its commit and the options that shape its content (O(exclude),
+        O(strip_components)): the same commit with other options is another release.
+      - O(state=sealed) again changes nothing; O(state=isolated) again changes nothing once no file of the
+        release is shared.
 options:
   id:
     description:
@@ -112,7 +119,8 @@ options:
     default: []
   strip_components:
     description:
-      - Leading path components to remove from archive members, for archives that hold one top directory.
+      - Leading path components to remove from archive members (and from the paths of a git commit), for
+        archives that hold one top directory.
     type: int
     default: 0
   checksum:
