@@ -632,13 +632,9 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
     releases = layout.releases()
     _known_id(layout, releases, release_id)
     result = _result(source.revision, source.description)
-
-    def reuse(rel):
-        return _reuse(layout, result, rel)
-
     same = same_commit(layout, releases, release_id, source.revision, source.description)
     if same is not None:
-        return reuse(same)
+        return _reuse(layout, result, same)
     ready = [r for r in layout.ordered(releases) if r.state in ('ready', 'active')]
 
     base_id, base_manifest = pick_base(layout, releases, result['warnings'])
@@ -657,11 +653,11 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
             raise CutoverError('The release %s already exists with other content (fingerprint %s, the source has %s); '
                                'choose another id.' % (layout.release_path(release_id), (rel.fingerprint or '?')[:12],
                                                        fp[:12]), path=layout.release_path(release_id))
-        return reuse(rel)
+        return _reuse(layout, result, rel)
     if release_id is None:
         same = [r for r in ready if r.fingerprint == fp]
         if same:
-            return reuse(same[0])
+            return _reuse(layout, result, same[0])
         release_id = _new_id(releases, id_stamp, source.revision or fp)
 
     path = layout.release_path(release_id)
