@@ -50,7 +50,7 @@ attributes:
       - For a directory source, unchanged files are recognized by size and mtime, as rsync does, unless
         O(checksum=true).
       - A git release is known by its commit and the options that shape its content (O(exclude),
-        O(strip_components)): the same commit with other options is another release.
+        O(strip_components)); the same commit with other options is another release.
       - O(state=sealed) again changes nothing; O(state=isolated) again changes nothing once no file of the
         release is shared.
 options:
