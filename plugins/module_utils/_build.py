@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -562,31 +563,79 @@ def _check_movable(layout, source):
                            % (layout.staging_dir, source.path), path=source.path)
 
 
+def _known_id(layout, releases, release_id):
+    """Refuse an id that is not usable, or names a directory cutover.web did not make."""
+    if release_id is None:
+        return
+    validate_release_id(release_id)
+    existing = releases.get(release_id)
+    if existing is not None and existing.mark == 'unknown':
+        raise CutoverError('%s already exists but is not a release cutover.web made; choose another id or '
+                           'move it away.' % layout.release_path(release_id), path=layout.release_path(release_id))
+
+
+def same_commit(layout, releases, release_id, revision, description):
+    """The release to reuse, without reading the source, for a source known by its commit (git), or None.
+
+    The one rule a real run and check mode both use: the release was made from the same commit AND the same
+    description, which names the repository, the ref and every option that shapes the content (exclude,
+    strip_components): the same commit with other options is another release.
+    """
+    if not revision:
+        return None
+    if release_id is not None:
+        rel = releases.get(release_id)
+        return rel if rel is not None and rel.revision == revision and rel.source == description else None
+    return next((r for r in layout.ordered(releases) if r.state in ('ready', 'active')
+                 and r.revision == revision and r.source == description), None)
+
+
+def _new_id(releases, id_stamp, key):
+    release_id = '%s-%s' % (id_stamp or stamp(), key[:12])
+    while release_id in releases:
+        release_id += 'x'
+    return release_id
+
+
+def _result(revision, description):
+    return {'changed': False, 'reused': False, 'link_fallback': None, 'base': None,
+            'files_linked': 0, 'bytes_linked': 0, 'files_written': 0, 'bytes_written': 0,
+            'revision': revision, 'source': description, 'warnings': []}
+
+
+def _reuse(layout, result, rel):
+    files, size = _count(load_manifest(layout, rel.id, result['warnings']) or {})
+    result.update(id=rel.id, release_path=layout.release_path(rel.id), fingerprint=rel.fingerprint, reused=True,
+                  state=rel.state, revision=rel.revision, files=files, bytes=size)
+    return result
+
+
+def predict_commit(layout, revision, description, release_id=None, id_stamp=None):
+    """Check mode for a git source that was not fetched: the release reused (same_commit), else the one that
+    would be made, by the rule a real run applies before it reads the source."""
+    releases = layout.releases()
+    _known_id(layout, releases, release_id)
+    result = _result(revision, description)
+    same = same_commit(layout, releases, release_id, revision, description)
+    if same is not None:
+        return _reuse(layout, result, same)
+    if release_id in releases:
+        raise CutoverError('The release %s already exists, made from another commit or with other options than %s '
+                           'at %s; choose another id.' % (layout.release_path(release_id), description, revision),
+                           path=layout.release_path(release_id))
+    release_id = release_id or _new_id(releases, id_stamp, revision)
+    result.update(changed=True, id=release_id, release_path=layout.release_path(release_id), state='ready')
+    return result
+
+
 def _make_release(layout, source, release_id, checksum, sync, check_mode, id_stamp, move_source):
     releases = layout.releases()
-    if release_id is not None:
-        validate_release_id(release_id)
-        existing = releases.get(release_id)
-        if existing is not None and existing.mark == 'unknown':
-            raise CutoverError('%s already exists but is not a release cutover.web made; choose another id or '
-                               'move it away.' % layout.release_path(release_id), path=layout.release_path(release_id))
-    result = {'changed': False, 'reused': False, 'link_fallback': None, 'base': None,
-              'files_linked': 0, 'bytes_linked': 0, 'files_written': 0, 'bytes_written': 0,
-              'revision': source.revision, 'source': source.description, 'warnings': []}
-
-    def reuse(rel):
-        files, size = _count(load_manifest(layout, rel.id, result['warnings']) or {})
-        result.update(id=rel.id, release_path=layout.release_path(rel.id), fingerprint=rel.fingerprint, reused=True,
-                      state=rel.state, revision=rel.revision, files=files, bytes=size)
-        return result
-
+    _known_id(layout, releases, release_id)
+    result = _result(source.revision, source.description)
+    same = same_commit(layout, releases, release_id, source.revision, source.description)
+    if same is not None:
+        return _reuse(layout, result, same)
     ready = [r for r in layout.ordered(releases) if r.state in ('ready', 'active')]
-    if source.revision:
-        same = [r for r in ready if r.revision == source.revision and r.source == source.description]
-        if release_id is None and same:
-            return reuse(same[0])
-        if release_id is not None and release_id in releases and releases[release_id].revision == source.revision:
-            return reuse(releases[release_id])
 
     base_id, base_manifest = pick_base(layout, releases, result['warnings'])
     base = BaseRelease(layout.release_path(base_id), base_manifest) if base_id else None
@@ -604,14 +653,12 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
             raise CutoverError('The release %s already exists with other content (fingerprint %s, the source has %s); '
                                'choose another id.' % (layout.release_path(release_id), (rel.fingerprint or '?')[:12],
                                                        fp[:12]), path=layout.release_path(release_id))
-        return reuse(rel)
+        return _reuse(layout, result, rel)
     if release_id is None:
         same = [r for r in ready if r.fingerprint == fp]
         if same:
-            return reuse(same[0])
-        release_id = '%s-%s' % (id_stamp or stamp(), (source.revision or fp)[:12])
-        while release_id in releases:
-            release_id += 'x'
+            return _reuse(layout, result, same[0])
+        release_id = _new_id(releases, id_stamp, source.revision or fp)
 
     path = layout.release_path(release_id)
     result.update(changed=True, id=release_id, release_path=path, state='ready', base=base_id)
@@ -667,3 +714,247 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
     result['link_fallback'] = builder.link_fallback
     result['special_skipped'] = list(source.special)
     return result
+
+
+# -- Build steps: private files while they run, hardlinks again once they are done ------------------------------
+
+FICLONE = 0x40049409  # _IOW(0x94, 9, int): share the source file's blocks, copy-on-write (btrfs, XFS, ...)
+CLONE_FALLBACK_ERRNOS = (errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS,
+                         errno.EBADF, errno.EPERM)
+
+
+def _clone_fd(src, dst):
+    """Copy the open file ``src`` into the empty file ``dst``: a reflink where the filesystem makes one, else
+    copy_file_range (in the kernel), else a copy; return 'reflink' or 'copy'."""
+    try:
+        fcntl.ioctl(dst, FICLONE, src)
+        return 'reflink'
+    except OSError as exc:
+        if exc.errno not in CLONE_FALLBACK_ERRNOS:
+            raise
+    copy_range = getattr(os, 'copy_file_range', None)
+    if copy_range is not None:
+        try:
+            while copy_range(src, dst, 1 << 30):
+                pass
+            return 'copy'
+        except OSError as exc:
+            if exc.errno not in CLONE_FALLBACK_ERRNOS:
+                raise
+            os.lseek(src, 0, os.SEEK_SET)
+            os.lseek(dst, 0, os.SEEK_SET)
+            os.ftruncate(dst, 0)
+    _copy_fd(src, dst)
+    return 'copy'
+
+
+def _walk(dfd, prefix=''):
+    """``(rel, dir_fd, name, lstat)`` of everything below the open directory ``dfd``, never through a symlink;
+    a directory comes before what it holds, and ``dir_fd`` is valid until the next item is taken."""
+    for name in sorted(os.listdir(dfd)):
+        st = os.lstat(name, dir_fd=dfd)
+        rel = prefix + name
+        yield rel, dfd, name, st
+        if stat.S_ISDIR(st.st_mode):
+            sub = os.open(name, DIR_FLAGS, dir_fd=dfd)
+            try:
+                yield from _walk(sub, rel + '/')
+            finally:
+                os.close(sub)
+
+
+def _build_target(layout, release_id, action):
+    """The release ``release_id`` that build steps run in: it exists, cutover.web made it, and it is not live."""
+    validate_release_id(release_id)
+    path = layout.release_path(release_id)
+    releases = layout.releases()
+    rel = releases.get(release_id)
+    if rel is None or rel.mark == 'unknown':
+        raise CutoverError('The release %s does not exist (or was not made by cutover.web), so it cannot be %s.'
+                           % (path, action), path=path)
+    if rel.id == layout.current_id():
+        raise CutoverError('The release %s is live, so it cannot be %s: build steps run only in a new release, '
+                           'before the switch.' % (path, action), path=path)
+    return rel, releases, path
+
+
+def _private_copy(dfd, name, st, tmp):
+    """Replace the entry ``name`` (a file or a symlink other names share) by a copy of its own, with the same
+    content, mode, owner and times, by a rename over it; return how the content was copied."""
+    try:
+        os.unlink(tmp, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+    how = 'copy'
+    try:
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(name, dir_fd=dfd), tmp, dir_fd=dfd)
+            os.chown(tmp, st.st_uid, st.st_gid, dir_fd=dfd, follow_symlinks=False)
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dfd, follow_symlinks=False)
+        else:
+            src = os.open(name, READ_FLAGS, dir_fd=dfd)
+            try:
+                out = os.open(tmp, NEW_FILE_FLAGS, 0o600, dir_fd=dfd)
+                try:
+                    how = _clone_fd(src, out)
+                    os.fchown(out, st.st_uid, st.st_gid)
+                    os.fchmod(out, stat.S_IMODE(st.st_mode))
+                    os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+                finally:
+                    os.close(out)
+            finally:
+                os.close(src)
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except OSError:
+            pass
+        raise
+    return how
+
+
+def _fs_error(exc, path, what):
+    where = exc.filename if exc.filename and os.path.isabs(str(exc.filename)) else path
+    if exc.errno in SPACE_ERRNOS:
+        return CutoverError('The disk filled up while %s %s; current was not touched.' % (what, where), path=where)
+    return CutoverError('%s %s failed: %s; current was not touched.'
+                        % (what[0].upper() + what[1:], where, exc.strerror), path=where)
+
+
+def isolate_release(layout, release_id, check_mode=False):
+    """Give the release ``release_id`` a private copy of every file (and symlink) it shares by hardlink with
+    another release or the pushed tree, so that a build step rewriting a file in place, appending to it,
+    or changing its mode or owner changes this release only. Reflinks are used where the filesystem has
+    them. ``seal_release`` links the files the build left alone again."""
+    rel, _releases, path = _build_target(layout, release_id, 'made private for build steps')
+    result = {'changed': False, 'id': release_id, 'release_path': path, 'state': rel.state, 'files_copied': 0,
+              'bytes_copied': 0, 'copy_method': None}
+    tmp = '.cutover-copy.%d' % os.getpid()
+    top = os.open(path, DIR_FLAGS)
+    try:
+        for rel, dfd, name, st in _walk(top):
+            if st.st_nlink < 2 or not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                continue
+            result['changed'] = True
+            result['files_copied'] += 1
+            result['bytes_copied'] += st.st_size if stat.S_ISREG(st.st_mode) else 0
+            if check_mode:
+                continue
+            try:
+                how = _private_copy(dfd, name, st, tmp)
+            except OSError as exc:
+                if exc.errno == errno.EPERM:
+                    raise CutoverError('%s cannot be given a private copy owned by uid %d, gid %d as this user; run '
+                                       'the deploy as root or as the owner of the release files.'
+                                       % (os.path.join(path, rel), st.st_uid, st.st_gid),
+                                       path=os.path.join(path, rel))
+                raise _fs_error(exc, os.path.join(path, rel), 'making a private copy of')
+            if result['copy_method'] != 'copy':
+                result['copy_method'] = how
+    finally:
+        os.close(top)
+    return result
+
+
+def seal_release(layout, release_id, check_mode=False, sync=True):
+    """After the build steps: make each file of the release that is identical (content, mode, owner) to the
+    base release's (the current one) a hardlink of it again, each by a link to a temporary name and a rename
+    over the file, and rewrite the release's manifest to what the release now holds, so later releases
+    hardlink from it and check it against what is really there."""
+    rel, releases, path = _build_target(layout, release_id, 'sealed')
+    warnings = []
+    others = dict((k, v) for k, v in releases.items() if k != release_id)
+    base_id, base_manifest = pick_base(layout, others, warnings)
+    base = BaseRelease(layout.release_path(base_id), base_manifest) if base_id else None
+    before = load_manifest(layout, release_id, warnings)
+    source = DirectorySource(path)
+    manifest = scan(source, None, True, base)
+    result = {'changed': False, 'id': release_id, 'release_path': path, 'state': rel.state, 'base': base_id,
+              'files_linked': 0,
+              'bytes_linked': 0, 'files_written': 0, 'bytes_written': 0, 'link_fallback': None}
+    relink, linked = [], []
+    for rel in sorted(manifest):
+        e = manifest[rel]
+        if e[KIND] != 'f':
+            continue
+        found = _identical(base, rel, e) if base is not None else None
+        if found is None:
+            continue
+        if source.identity.get(rel) == (found[1].st_dev, found[1].st_ino):
+            linked.append((rel, found))
+        else:
+            relink.append((rel, found))
+    if not check_mode and relink:
+        # Files left private (the filesystem refused a hardlink) keep what they are.
+        relink = relink[:_relink(path, relink, result)]
+    for rel, found in linked + relink:
+        manifest[rel][MTIME] = found[1].st_mtime_ns
+    if not check_mode and relink:
+        _restamp_dirs(path, manifest, set(rel.rsplit('/', 1)[0] if '/' in rel else '' for rel, _found in relink))
+    linked_set = set(rel for rel, _found in linked + relink)
+    for rel, e in manifest.items():
+        if e[KIND] != 'f':
+            continue
+        key = 'linked' if rel in linked_set else 'written'
+        result['files_' + key] += 1
+        result['bytes_' + key] += e[SIZE]
+    result['files_relinked'] = len(relink)
+    result['changed'] = bool(relink) or before != manifest
+    if result['changed'] and not check_mode:
+        write_manifest(layout, release_id, manifest)
+        if sync:
+            _syncfs(path)
+    result['fingerprint'] = fingerprint(manifest)
+    result['files'], result['bytes'] = _count(manifest)
+    result['warnings'] = warnings
+    return result
+
+
+def _identical(base, rel, e):
+    """``(path, lstat)`` of the base release's file ``rel`` when it is identical to the entry ``e``: the same
+    content and mode, and the same owner."""
+    b = base.manifest.get(rel)
+    if b is None or b[KIND] != 'f' or b[DIGEST] != e[DIGEST] or b[MODE] != e[MODE]:
+        return None
+    found = base.own_file(rel)
+    if found is None or (found[1].st_uid, found[1].st_gid) != (e[UID], e[GID]):
+        return None
+    return found
+
+
+def _relink(path, relink, result):
+    """Make each ``(rel, found)`` of ``relink`` a hardlink of the base file ``found``: a link to a temporary name
+    in the same directory, renamed over the file. Return how many were made (fewer when the filesystem refuses
+    hardlinks, which ``result['link_fallback']`` then says)."""
+    tree = Tree(path)
+    tmp = '.cutover-link.%d' % os.getpid()
+    done = 0
+    try:
+        for rel, found in relink:
+            fd, name = tree.at(rel)
+            try:
+                try:
+                    os.unlink(tmp, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno != errno.ENOENT:
+                        raise
+                os.link(found[0], tmp, dst_dir_fd=fd, follow_symlinks=False)
+                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in LINK_FALLBACK_ERRNOS:
+                    result['link_fallback'] = '%s (%s)' % (exc.strerror, found[0])
+                    break
+                raise _fs_error(exc, tree.full(rel), 'linking')
+            done += 1
+    finally:
+        tree.close()
+    return done
+
+
+def _restamp_dirs(path, manifest, dirs):
+    """Record the mtime the relinking gave the directories ``dirs`` ('' is the release's top)."""
+    for rel in dirs:
+        if rel:
+            manifest[rel][MTIME] = os.lstat(os.path.join(path, rel)).st_mtime_ns

@@ -18,6 +18,7 @@ import calendar
 import errno
 import fnmatch
 import hashlib
+import json
 import os
 import stat
 import subprocess
@@ -294,7 +295,18 @@ def _ls_remote(repo, version):
     raise CutoverError('The git repository %s has no ref %s.' % (repo, version), path=repo)
 
 
-def git_source(layout, repo, version, exclude=None, check_mode=False):
+def git_description(repo, version, exclude=None, strip_components=0):
+    """What a release made from ``version`` of ``repo`` is known by: the options that shape its content are part
+    of it, so the same commit asked with other options is never taken for the release made without them."""
+    options = ''
+    if exclude:
+        options += ' exclude=%s' % json.dumps(sorted(set(exclude)))
+    if strip_components:
+        options += ' strip_components=%d' % strip_components
+    return 'git:%s@%s%s' % (repo, version, options)
+
+
+def git_source(layout, repo, version, exclude=None, check_mode=False, strip_components=0):
     """Resolve ``version`` of ``repo`` through a bare mirror cached under .cutover/repos.
 
     In check mode nothing is fetched: the commit is found with ``git ls-remote`` and the source is
@@ -315,8 +327,9 @@ def git_source(layout, repo, version, exclude=None, check_mode=False):
     rc, commit, err = _git(['rev-parse', '--verify', '--quiet', version + '^{commit}'], cwd=mirror)
     if rc != 0 or not commit:
         raise CutoverError('The git repository %s has no commit or ref %s.' % (repo, version), path=repo)
-    source = TarSource(mirror, exclude=exclude, command=['git', '--git-dir', mirror, 'archive', '--format=tar', commit],
-                       description='git:%s@%s' % (repo, version), revision=commit)
+    source = TarSource(mirror, exclude=exclude, strip_components=strip_components,
+                       command=['git', '--git-dir', mirror, 'archive', '--format=tar', commit],
+                       description=git_description(repo, version, exclude, strip_components), revision=commit)
     return source, commit
 
 

@@ -33,7 +33,10 @@ attributes:
     details:
       - Check mode reads the source and reports the release id that would be made or reused, and how many
         files would be linked or written.
-      - For a git source whose mirror is not cached yet, check mode resolves the ref with C(git ls-remote).
+      - For a git source, check mode resolves the ref with C(git ls-remote) and fetches nothing; it finds a
+        release made from that commit with the same options, by the rule a real run applies first.
+      - With O(state=isolated) or O(state=sealed), check mode reports how many files would be copied or
+        hardlinked again, and changes nothing.
   diff_mode:
     support: full
   safe_file_operations:
@@ -46,6 +49,10 @@ attributes:
       - Sources are compared by content fingerprint (git sources by commit), not by time.
       - For a directory source, unchanged files are recognized by size and mtime, as rsync does, unless
         O(checksum=true).
+      - A git release is known by its commit and the options that shape its content (O(exclude),
+        O(strip_components)); the same commit with other options is another release.
+      - O(state=sealed) again changes nothing; O(state=isolated) again changes nothing once no file of the
+        release is shared.
 options:
   id:
     description:
@@ -70,8 +77,18 @@ options:
       - V(failed) and V(bad) record that state in the history; such a release cannot go live and is pruned
         once old enough. V(bad) is for a release rolled back from, V(failed) for one whose build or checks
         failed.
+      - V(isolated) gives the release O(id) a private copy of every file it shares by hardlink with another
+        release (or with the tree it was pushed as), before build steps run in it. Whatever a build step then does
+        to a file (rewrite it in place, append to it, change its mode or owner), no other release changes.
+        Copies are reflinks where the filesystem makes them (btrfs, XFS), so they take no space there.
+        The live release is refused.
+      - V(sealed), once the build steps are done, makes each file of the release O(id) that is identical
+        (content, mode and owner) to the current release's a hardlink of it again (a link to a temporary
+        name, renamed over the file), and rewrites the release's manifest to what the release now holds, so
+        the release takes the disk space of what changed and later releases hardlink from it. The live
+        release is refused.
     type: str
-    choices: [present, absent, failed, bad]
+    choices: [present, absent, failed, bad, isolated, sealed]
     default: present
   src:
     description:
@@ -102,7 +119,8 @@ options:
     default: []
   strip_components:
     description:
-      - Leading path components to remove from archive members, for archives that hold one top directory.
+      - Leading path components to remove from archive members (and from the paths of a git commit), for
+        archives that hold one top directory.
     type: int
     default: 0
   checksum:
@@ -135,8 +153,9 @@ options:
       - Recording the version already recorded changes nothing.
     type: str
 notes:
-  - Hardlinked files are shared between releases. Build steps that change files in a release must replace
-    them (write a new file and rename it, as composer, npm and most tools do), not edit them in place.
+  - Hardlinked files are shared between releases. Run build steps in a release only between O(state=isolated)
+    and O(state=sealed) (the cutover.web.deploy role does), so that a step editing a file in place cannot
+    change another release.
   - When the filesystem refuses a hardlink (for example C(releases/) spans two filesystems), files are
     copied instead and the module says so in a warning and in RV(link_fallback).
 seealso:
@@ -198,6 +217,23 @@ EXAMPLES = r"""
     id: "{{ release.id }}"
     state: failed
 
+- name: Give the new release private copies of the files it shares with other releases
+  cutover.web.release_dir:
+    root: /srv/www/shop
+    id: "{{ release.id }}"
+    state: isolated
+
+- name: Build inside it (composer rewrites files in place)
+  ansible.builtin.command:
+    cmd: composer dump-autoload --optimize
+    chdir: "{{ release.release_path }}"
+
+- name: Hardlink the files the build left alone to the current release again
+  cutover.web.release_dir:
+    root: /srv/www/shop
+    id: "{{ release.id }}"
+    state: sealed
+
 - name: Remove an old release
   cutover.web.release_dir:
     root: /srv/www/shop
@@ -222,8 +258,10 @@ state:
   type: str
   sample: ready
 fingerprint:
-  description: The sha256 content fingerprint over paths, kinds, modes and file digests.
-  returned: when state is present
+  description:
+    - The sha256 content fingerprint over paths, kinds, modes and file digests.
+    - With O(state=sealed), that of what the release holds after its build steps.
+  returned: when state is present or sealed
   type: str
   sample: 3f2a9c1d0b7e5f0d9c4e6b1a2d3c4b5a6f7e8d9c0b1a2f3e4d5c6b7a8f9e0d1c
 revision:
@@ -242,7 +280,7 @@ reused:
   type: bool
 base:
   description: The release whose unchanged files were hardlinked, or null.
-  returned: when state is present
+  returned: when state is present or sealed
   type: str
 files:
   description: Regular files in the release.
@@ -253,28 +291,51 @@ bytes:
   returned: when state is present
   type: int
 files_linked:
-  description: Files hardlinked from the base release (predicted in check mode).
-  returned: when state is present
+  description:
+    - Files hardlinked from the base release (predicted in check mode).
+    - With O(state=sealed), the files of the release that are hardlinks of the base release's after the task.
+  returned: when state is present or sealed
   type: int
 bytes_linked:
   description: Bytes in files hardlinked from the base release.
-  returned: when state is present
+  returned: when state is present or sealed
   type: int
 files_written:
-  description: Files copied or extracted into the release.
-  returned: when state is present
+  description:
+    - Files copied or extracted into the release.
+    - With O(state=sealed), the files of the release that are its own (the build made or changed them).
+  returned: when state is present or sealed
   type: int
 bytes_written:
-  description: Bytes copied or extracted into the release.
-  returned: when state is present
+  description: Bytes copied or extracted into the release, or with O(state=sealed) in its own files.
+  returned: when state is present or sealed
   type: int
+files_relinked:
+  description: With O(state=sealed), files identical to the base release's that were (or in check mode would be)
+    made hardlinks of them.
+  returned: when state is sealed
+  type: int
+files_copied:
+  description: With O(state=isolated), files and symlinks shared with other releases that were (or in check mode
+    would be) given a private copy.
+  returned: when state is isolated
+  type: int
+bytes_copied:
+  description: Bytes in the files given a private copy.
+  returned: when state is isolated
+  type: int
+copy_method:
+  description: With O(state=isolated), V(reflink) when every copy shares its blocks with the original, V(copy)
+    when some were copied, null when nothing was copied.
+  returned: when state is isolated
+  type: str
 current:
   description: The release C(<root>/current) points at (before any switch), or null.
   returned: when state is present
   type: str
 link_fallback:
   description: Why files were copied instead of hardlinked, or null when hardlinks worked.
-  returned: when state is present
+  returned: when state is present or sealed
   type: str
 special_skipped:
   description: Paths in the source that are neither files, directories nor symlinks (sockets, FIFOs, devices) and were left out.
@@ -294,11 +355,13 @@ source_removed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._build import make_release
+from ansible_collections.cutover.web.plugins.module_utils._build import (
+    isolate_release, make_release, predict_commit, seal_release,
+)
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._prune import remove_release
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, stamp, validate_stamp
-from ansible_collections.cutover.web.plugins.module_utils._sources import git_source, open_source
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, validate_stamp
+from ansible_collections.cutover.web.plugins.module_utils._sources import git_description, git_source, open_source
 
 
 def present(module, layout):
@@ -333,23 +396,17 @@ def _present(module, layout):
     if p['stamp'] is not None:
         validate_stamp(p['stamp'])
     if p['git_repo']:
-        source, commit = git_source(layout, p['git_repo'], p['git_version'], p['exclude'], module.check_mode)
-        if source is None:
-            # Check mode: nothing is fetched, so releases are compared by commit only.
-            releases = layout.releases()
-            wanted = [releases[p['id']]] if p['id'] in releases else [] if p['id'] else layout.ordered(releases)
-            same = [r for r in wanted if r.revision == commit and r.state in ('ready', 'active')]
-            if p['id'] in releases and not same:
-                raise CutoverError('The release %s already exists with another revision than %s; choose another id.'
-                                   % (layout.release_path(p['id']), commit), path=layout.release_path(p['id']))
-            rel_id = same[0].id if same else p['id'] or '%s-%s' % (p['stamp'] or stamp(), commit[:12])
-            return {'changed': not same, 'id': rel_id, 'revision': commit, 'reused': bool(same),
-                    'state': same[0].state if same else 'ready', 'release_path': layout.release_path(rel_id),
-                    'diff': {'before': '', 'after': '' if same else '%s\n' % layout.release_path(rel_id)}}
+        source, commit = git_source(layout, p['git_repo'], p['git_version'], p['exclude'], module.check_mode,
+                                    p['strip_components'])
     else:
         source = open_source(p['src'], p['exclude'], p['strip_components'])
-    result = make_release(layout, source, p['id'], checksum=p['checksum'], sync=p['sync'],
-                          check_mode=module.check_mode, id_stamp=p['stamp'], move_source=p['move_source'])
+    if source is None:
+        # Check mode for a git source: nothing is fetched; the rule a real run applies before it reads the source.
+        result = predict_commit(layout, commit, git_description(p['git_repo'], p['git_version'], p['exclude'],
+                                                                p['strip_components']), p['id'], p['stamp'])
+    else:
+        result = make_release(layout, source, p['id'], checksum=p['checksum'], sync=p['sync'],
+                              check_mode=module.check_mode, id_stamp=p['stamp'], move_source=p['move_source'])
     for warning in result.pop('warnings', ()):
         module.warn(warning)
     if result.get('link_fallback'):
@@ -360,6 +417,23 @@ def _present(module, layout):
                     % (len(result['special_skipped']), p['src'], result['special_skipped'][0]))
     result['diff'] = {'before': '', 'after': '%s\n' % result['release_path'], 'after_header': 'releases'} \
         if result['changed'] else {'before': '', 'after': ''}
+    return result
+
+
+def build_steps(module, layout):
+    p = module.params
+    if p['state'] == 'isolated':
+        result = isolate_release(layout, p['id'], check_mode=module.check_mode)
+        after = '%d files shared with other releases, now private copies\n' % result['files_copied']
+    else:
+        result = seal_release(layout, p['id'], check_mode=module.check_mode, sync=p['sync'])
+        for warning in result.pop('warnings'):
+            module.warn(warning)
+        if result['link_fallback']:
+            module.warn('Hardlinks were refused (%s), so files of %s equal to the base release were left as copies.'
+                        % (result['link_fallback'], result['release_path']))
+        after = '%d files hardlinked to %s again\n' % (result['files_relinked'], result['base'])
+    result['diff'] = {'before': '', 'after': after if result['changed'] else ''}
     return result
 
 
@@ -386,7 +460,7 @@ def main():
         argument_spec=dict(
             root=dict(type='path', required=True),
             id=dict(type='str'),
-            state=dict(type='str', default='present', choices=['present', 'absent', 'failed', 'bad']),
+            state=dict(type='str', default='present', choices=['present', 'absent', 'failed', 'bad', 'isolated', 'sealed']),
             src=dict(type='path'),
             git_repo=dict(type='str'),
             git_version=dict(type='str', default='HEAD'),
@@ -404,11 +478,15 @@ def main():
             ('state', 'absent', ('id',)),
             ('state', 'failed', ('id',)),
             ('state', 'bad', ('id',)),
+            ('state', 'isolated', ('id',)),
+            ('state', 'sealed', ('id',)),
         ],
         supports_check_mode=True,
     )
     if module.params['state'] == 'present':
         run(module, lambda layout: present(module, layout))
+    elif module.params['state'] in ('isolated', 'sealed'):
+        run(module, lambda layout: build_steps(module, layout))
     else:
         run(module, lambda layout: mark_or_remove(module, layout))
 

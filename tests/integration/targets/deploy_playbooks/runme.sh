@@ -227,6 +227,65 @@ expect_page index.php "flat v1"
 [[ $(curl -sS -o /dev/null -D - --max-time 10 "$URL/" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cutover-release" {print $2}') == flat1 ]] ||
     fail "Apache does not answer with flat1's release header"
 
+step "build steps that edit files in place change the new release only (#13)"
+# An application whose autoloader composer generated; the next release's build commands rewrite
+# files in place (composer dump-autoload -o, PHP's file_put_contents), append, truncate, chmod,
+# chown and touch. No other release may change (content, mode, owner), the live site serves the
+# old files until the switch, and the files the build left alone are hardlinks of the live ones.
+APP="$OUT/composer-app"
+mkdir -p "$APP/src" "$APP/config" "$APP/vendor"
+cp -a "$HERE/files/v1/." "$APP/"
+printf '%s\n' '{"autoload": {"psr-4": {"App\\": "src/"}}}' >"$APP/composer.json"
+echo '<?php namespace App; class Greeting { }' >"$APP/src/Greeting.php"
+echo '<?php return [];' >"$APP/config/cache.php"
+echo 'started' >"$APP/vendor/app.log"
+if command -v composer >/dev/null; then
+    (cd "$APP" && COMPOSER_ALLOW_SUPERUSER=1 composer dump-autoload --no-interaction -q)
+    DUMP='"COMPOSER_ALLOW_SUPERUSER=1 composer dump-autoload -o --no-interaction -q",'
+else
+    echo "composer is not installed: the step runs without composer dump-autoload"
+    mkdir -p "$APP/vendor/composer"
+    echo '<?php // autoload' >"$APP/vendor/composer/autoload_classmap.php"
+    DUMP='"php -r \"file_put_contents(\\\"vendor/composer/autoload_classmap.php\\\", \\\"<?php // optimized\\\");\"",'
+fi
+echo '<?php // autoload real' >"$APP/vendor/composer/autoload_real.php"
+play deploy -e deploy_src="$APP" -e deploy_release_id=iso-1 -e deploy_keep=50
+[[ $(current) == iso-1 ]] || fail "iso-1 did not go live"
+echo 'a change' >"$APP/public/changed.txt"
+# Every file of every release but the new one: path, sha256, mode, owner.
+releases_state() {
+    (cd "$ROOT/releases" && find . -path ./iso-2 -prune -o \( -type f -o -type l \) -print0 | sort -z |
+        xargs -0 stat -c '%n %a %u %g %i' | while read -r path rest; do
+            if [[ -L $path ]]; then echo "$path $rest $(readlink "$path")"; else echo "$path $rest $(sha256sum <"$path")"; fi
+        done)
+}
+before=$(releases_state)
+play deploy -e deploy_src="$APP" -e deploy_release_id=iso-2 -e deploy_keep=50 -e '{"deploy_build_commands": ['"$DUMP"'
+  "php -r \"file_put_contents(\\\"vendor/composer/autoload_real.php\\\", \\\"<?php // regenerated\\\");\"",
+  "printf edited 1<> public/asset.txt",
+  "curl -sS --max-time 10 '"$URL"'/asset.txt | grep -qx \"asset v1\"",
+  "echo built >> vendor/app.log", ": > config/cache.php", "chmod 600 lib/part.php",
+  "chown nobody src/Greeting.php", "touch public/index.php"]}'
+[[ $(current) == iso-2 ]] || fail "iso-2 did not go live"
+after=$(releases_state)
+[[ $after == "$before" ]] || fail "the build of iso-2 changed another release: $(diff <(echo "$before") <(echo "$after") | head -5)"
+expect_page asset.txt "edited"
+I1=$ROOT/releases/iso-1
+I2=$ROOT/releases/iso-2
+same_inode() { [[ $(stat -c %i "$1") == $(stat -c %i "$2") ]]; }
+for f in public/index.php composer.json public/media/bundled-v1.txt; do
+    same_inode "$I1/$f" "$I2/$f" || fail "$f left alone by the build is not a hardlink of iso-1's after the seal"
+done
+for f in vendor/composer/autoload_real.php vendor/composer/autoload_classmap.php public/asset.txt vendor/app.log \
+    config/cache.php lib/part.php src/Greeting.php; do
+    ! same_inode "$I1/$f" "$I2/$f" || fail "$f, changed by the build, is shared with iso-1"
+done
+[[ $(stat -c '%a %U' "$I1/lib/part.php" "$I1/src/Greeting.php") == $'644 root\n644 root' ]] ||
+    fail "the build's chmod or chown reached iso-1"
+[[ $(cat "$I1/vendor/composer/autoload_real.php") == '<?php // autoload real' ]] || fail "iso-1's autoloader changed"
+! cmp -s "$I1/vendor/composer/autoload_classmap.php" "$I2/vendor/composer/autoload_classmap.php" ||
+    fail "the build's autoloader dump did not reach iso-2"
+
 step "rollback with nothing to go back to: a clear error"
 rm -rf "$ROOT"
 play deploy -e deploy_src="$HERE/files/v1"

@@ -20,12 +20,16 @@ import zipfile
 
 import pytest
 
-from ansible_collections.cutover.web.plugins.module_utils._build import Builder, make_release
+from ansible_collections.cutover.web.plugins.module_utils._build import (
+    Builder, isolate_release, load_manifest, make_release, predict_commit, scan, seal_release,
+)
 from ansible_collections.cutover.web.plugins.module_utils._prune import prune, remove_release
 from ansible_collections.cutover.web.plugins.module_utils._releases import (
     LONGEST_ID_SUFFIX, MAX_ID_LENGTH, CutoverError, Layout, staging_name,
 )
-from ansible_collections.cutover.web.plugins.module_utils._sources import git_source, open_source
+from ansible_collections.cutover.web.plugins.module_utils._sources import (
+    DirectorySource, git_description, git_source, open_source,
+)
 from ansible_collections.cutover.web.plugins.module_utils._switch import switch
 from ansible_collections.cutover.web.tests.unit.helpers import mark, read, snapshot, write_tree
 
@@ -1017,3 +1021,213 @@ def test_checksum_push_trusts_a_hardlink_of_the_base_only_while_it_is_as_recorde
     assert read(os.path.join(third['release_path'], 'index.html')) == SITE['index.html'].encode()
     css = 'css/site.css'
     assert ino(os.path.join(third['release_path'], css)) == ino(os.path.join(first['release_path'], css))
+
+
+def test_git_release_is_known_by_its_commit_and_its_options(layout, tmp_path):
+    """The same commit asked with exclude or strip_components is another release, in check mode too."""
+    repo, commit = make_repo(tmp_path, dict(SITE, **{'secret.txt': 'password'}))
+    os.makedirs(layout.root)
+    source, _commit = git_source(layout, str(repo), 'HEAD', check_mode=False)
+    first = make_release(layout, source, sync=False)
+    assert os.path.exists(os.path.join(first['release_path'], 'secret.txt'))
+
+    # Check mode (nothing fetched) and the real run apply the one rule: this is not the first release.
+    description = git_description(str(repo), 'HEAD', ['secret.txt'])
+    predicted = predict_commit(layout, commit, description, id_stamp='20261204T000000Z')
+    assert predicted['changed'] is True and predicted['reused'] is False and predicted['id'] != first['id']
+    source, _commit = git_source(layout, str(repo), 'HEAD', ['secret.txt'], check_mode=False)
+    assert source.description == description
+    second = make_release(layout, source, sync=False)
+    assert second['changed'] is True and second['reused'] is False and second['id'] != first['id']
+    assert not os.path.lexists(os.path.join(second['release_path'], 'secret.txt'))
+    assert os.path.exists(os.path.join(first['release_path'], 'secret.txt'))
+
+    # Asked again with the same options: that release, in check mode and for real.
+    predicted = predict_commit(layout, commit, description)
+    assert (predicted['changed'], predicted['reused'], predicted['id']) == (False, True, second['id'])
+    source, _commit = git_source(layout, str(repo), 'HEAD', ['secret.txt'], check_mode=False)
+    again = make_release(layout, source, sync=False)
+    assert (again['changed'], again['reused'], again['id']) == (False, True, second['id'])
+    # And without them: the first release again.
+    assert predict_commit(layout, commit, git_description(str(repo), 'HEAD'))['id'] == first['id']
+
+    # strip_components shapes a git release too.
+    source, _commit = git_source(layout, str(repo), 'HEAD', check_mode=False, strip_components=1)
+    stripped = make_release(layout, source, sync=False)
+    assert stripped['changed'] is True and stripped['id'] not in (first['id'], second['id'])
+    assert sorted(os.listdir(stripped['release_path'])) == ['app.js', 'site.css']
+
+
+def test_git_release_id_taken_with_other_options_is_refused_in_check_mode_too(layout, tmp_path):
+    repo, commit = make_repo(tmp_path, dict(SITE, **{'secret.txt': 'password'}))
+    os.makedirs(layout.root)
+    source, _commit = git_source(layout, str(repo), 'HEAD', check_mode=False)
+    make_release(layout, source, 'v1', sync=False)
+    before = snapshot(layout.releases_dir)
+    with pytest.raises(CutoverError) as exc:
+        predict_commit(layout, commit, git_description(str(repo), 'HEAD', ['secret.txt']), 'v1')
+    assert exc.value.msg.startswith('The release %s already exists, made from another commit or with other options'
+                                    % layout.release_path('v1'))
+    source, _commit = git_source(layout, str(repo), 'HEAD', ['secret.txt'], check_mode=False)
+    with pytest.raises(CutoverError) as exc:
+        make_release(layout, source, 'v1', sync=False)
+    assert exc.value.msg.startswith('The release %s already exists with other content' % layout.release_path('v1'))
+    assert snapshot(layout.releases_dir) == before
+    assert os.path.exists(os.path.join(layout.release_path('v1'), 'secret.txt'))
+
+
+# -- build steps: isolated while they run, sealed after ---------------------------------------------
+
+def files_of(root):
+    """{path: (sha of content or link text, mode, uid, gid, mtime_ns, inode)} of everything below ``root``."""
+    result = {}
+    for dirpath, dirnames, filenames in os.walk(str(root)):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            if stat.S_ISREG(st.st_mode):
+                content = read(full)
+            elif stat.S_ISLNK(st.st_mode):
+                content = os.readlink(full)
+            else:
+                content = None
+            result[os.path.relpath(full, str(root))] = (content, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                                                        st.st_mtime_ns, st.st_ino)
+    return result
+
+
+APP = {
+    'index.php': '<?php require "vendor/autoload.php";',
+    'vendor/autoload.php': '<?php // autoload',
+    'vendor/composer/autoload_real.php': '<?php // v1 autoload',
+    'vendor/app.log': 'started\n',
+    'config/cache.php': '<?php return [];',
+    'public/style.css': 'body {}',
+    'public/logo.svg': '<svg/>',
+    'link.php': ('link', 'index.php'),
+}
+
+
+def two_releases(layout, tmp_path, pushed=False):
+    """v1 live; v2 made from the same files (all hardlinks of v1's), either copied or pushed and moved."""
+    src = write_tree(tmp_path / 'v1', APP)
+    build(layout, src, 'v1')
+    switch(layout, release='v1')
+    if pushed:
+        layout.ensure_dirs()
+        push = os.path.join(layout.staging_dir, 'push-1')
+        subprocess.run(['rsync', '-a', '--link-dest=%s/' % layout.release_path('v1'), src + '/', push + '/'],
+                       check=True)
+        make_release(layout, open_source(push), 'v2', sync=False, move_source=True)
+    else:
+        build(layout, src, 'v2')
+    v2 = layout.release_path('v2')
+    assert ino(os.path.join(v2, 'vendor/composer/autoload_real.php')) == \
+        ino(os.path.join(layout.release_path('v1'), 'vendor/composer/autoload_real.php'))
+    return layout.release_path('v1'), v2
+
+
+def build_steps(v2):
+    """What build commands do to files: rewrite in place, append, truncate, chmod, chown, touch."""
+    with open(os.path.join(v2, 'vendor/composer/autoload_real.php'), 'r+b') as f:  # file_put_contents
+        f.truncate(0)
+        f.write(b'<?php // regenerated')
+    with open(os.path.join(v2, 'vendor/app.log'), 'ab') as f:  # >>
+        f.write(b'built\n')
+    with open(os.path.join(v2, 'config/cache.php'), 'r+b') as f:  # : > file
+        f.truncate(0)
+    os.chmod(os.path.join(v2, 'public/style.css'), 0o600)
+    os.chown(os.path.join(v2, 'public/logo.svg'), 4321, 4321)
+    os.utime(os.path.join(v2, 'index.php'), ns=(1, 1))  # touch, content unchanged
+    os.lchown(os.path.join(v2, 'link.php'), 4321, 4321)
+
+
+@pytest.mark.parametrize('pushed', [False, True], ids=['copied', 'pushed'])
+def test_build_steps_between_isolated_and_sealed_never_touch_another_release(layout, tmp_path, pushed):
+    v1, v2 = two_releases(layout, tmp_path, pushed)
+    v1_before = files_of(v1)
+
+    # Check mode says what it would copy, and copies nothing.
+    before = files_of(v2)
+    # rsync --link-dest hardlinks the symlink too; a copied release has a symlink of its own.
+    shared = len(APP) if pushed else len(APP) - 1
+    predicted = isolate_release(layout, 'v2', check_mode=True)
+    assert predicted['changed'] is True and predicted['files_copied'] == shared
+    assert files_of(v2) == before
+
+    isolated = isolate_release(layout, 'v2')
+    assert isolated['changed'] is True and isolated['files_copied'] == shared
+    assert isolated['copy_method'] in ('reflink', 'copy')
+    after = files_of(v2)
+    assert set(after) == set(before)
+    for rel, (content, mode, uid, gid, mtime, inode) in after.items():
+        if not os.path.isdir(os.path.join(v2, rel)):
+            # The same file (content, mode, owner, mtime), but an inode of its own.
+            assert (content, mode, uid, gid, mtime) == before[rel][:5]
+            assert inode != v1_before[rel][5] and os.lstat(os.path.join(v2, rel)).st_nlink == 1, rel
+    again = isolate_release(layout, 'v2')
+    assert again['changed'] is False and again['files_copied'] == 0
+
+    build_steps(v2)
+    assert files_of(v1) == v1_before
+
+    # Seal: check mode first, then for real, then again (idempotent).
+    built = files_of(v2)
+    predicted = seal_release(layout, 'v2', check_mode=True)
+    assert predicted['changed'] is True and predicted['files_relinked'] == 2  # autoload.php, index.php
+    assert files_of(v2) == built
+    sealed = seal_release(layout, 'v2', sync=False)
+    assert (sealed['changed'], sealed['base'], sealed['files_relinked']) == (True, 'v1', 2)
+    assert (sealed['files_linked'], sealed['files_written']) == (2, 5)
+    assert files_of(v1) == v1_before
+    for rel in ('index.php', 'vendor/autoload.php'):
+        assert ino(os.path.join(v2, rel)) == ino(os.path.join(v1, rel))
+    for rel in ('vendor/composer/autoload_real.php', 'vendor/app.log', 'config/cache.php', 'public/style.css',
+                'public/logo.svg'):
+        assert ino(os.path.join(v2, rel)) != ino(os.path.join(v1, rel))
+        assert files_of(v2)[rel][:4] == built[rel][:4]
+    assert read(os.path.join(v2, 'vendor/composer/autoload_real.php')) == b'<?php // regenerated'
+    assert read(os.path.join(v1, 'vendor/composer/autoload_real.php')) == b'<?php // v1 autoload'
+
+    # The manifest is what the release holds now.
+    on_disk = scan(DirectorySource(v2), None, True)
+    assert load_manifest(layout, 'v2') == on_disk
+    assert sealed['fingerprint'] != layout.releases()['v2'].fingerprint
+
+    sealed_files = files_of(v2)
+    again = seal_release(layout, 'v2', sync=False)
+    assert (again['changed'], again['files_relinked'], again['files_linked']) == (False, 0, 2)
+    assert files_of(v2) == sealed_files
+
+    # A release made from v2 next links the files the build made, from the manifest the seal wrote.
+    switch(layout, release='v2')
+    subprocess.run(['cp', '-a', v2, str(tmp_path / 'v3')], check=True)
+    third = build(layout, str(tmp_path / 'v3'), 'v3', checksum=True)
+    assert third['files_written'] == 0 and third['base'] == 'v2'
+
+
+def test_isolated_and_sealed_refuse_the_live_release_and_unknown_ones(layout, tmp_path):
+    v1, _v2 = two_releases(layout, tmp_path)
+    before = snapshot(layout.root)
+    for func, word in ((isolate_release, 'made private for build steps'), (seal_release, 'sealed')):
+        with pytest.raises(CutoverError) as exc:
+            func(layout, 'v1')
+        assert exc.value.msg == ('The release %s is live, so it cannot be %s: build steps run only in a new '
+                                 'release, before the switch.' % (v1, word))
+        with pytest.raises(CutoverError) as exc:
+            func(layout, 'nope')
+        assert exc.value.msg == ('The release %s does not exist (or was not made by cutover.web), so it cannot be '
+                                 '%s.' % (layout.release_path('nope'), word))
+    assert snapshot(layout.root) == before
+
+
+def test_sealing_the_first_release_links_nothing(layout, tmp_path):
+    src = write_tree(tmp_path / 'v1', SITE)
+    result = build(layout, src, 'v1')
+    assert isolate_release(layout, 'v1')['changed'] is False
+    with open(os.path.join(result['release_path'], 'built.txt'), 'w') as f:
+        f.write('made by the build')
+    sealed = seal_release(layout, 'v1', sync=False)
+    assert (sealed['changed'], sealed['base'], sealed['files_linked'], sealed['files_written']) == (True, None, 0, 4)
+    assert 'built.txt' in load_manifest(layout, 'v1')
+    assert seal_release(layout, 'v1', sync=False)['changed'] is False
