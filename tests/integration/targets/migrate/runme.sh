@@ -288,4 +288,16 @@ if play mysql-half r5 v2; then fail "the dump failing halfway did not fail the p
 expect_output "mariadb-dump could not back up the database shop before the expand migrations of r5, so none ran: mariadb-dump: Couldn't execute 'show events': Access denied for user 'half'@'127.0.0.1' to database 'shop' (1044)"
 unchanged
 
+step "MariaDB: a backup cut short is refused by the restore before anything is dropped"
+mkdir -p "$ROOT/.cutover/backups/r6"
+head -n 30 "$ROOT/.cutover/backups/r2/expand.sql" >"$ROOT/.cutover/backups/r6/expand.sql"
+tables=$(sql mysql "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'shop'")
+if ansible-playbook -i "$HERE/inventory.ini" "$HERE/restore.yml" -e "@$OUT/mysql.json" -e rid=r6 2>&1 | tee "$OUT/last"; then
+    fail "the restore from a backup cut short did not fail"
+fi
+expect_output "The backup $ROOT/.cutover/backups/r6/expand.sql does not end with the \"-- Dump completed\" line mariadb-dump writes last, so the database shop was left as it is."
+[[ $(sql mysql "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'shop'") == "$tables" ]] ||
+    fail "the refused restore dropped tables"
+[[ $(sql mysql "SELECT name FROM products WHERE id = 4") == 'Written by v1' ]] || fail "a row was lost"
+
 echo "migrate: all steps passed"
