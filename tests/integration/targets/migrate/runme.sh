@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The migrate role against real databases: SQLite, and a PostgreSQL server this test starts
-# (a cluster of its own in a temporary directory, on 127.0.0.1:55433). For each engine:
+# The migrate role against real databases: SQLite, a PostgreSQL server this test starts
+# (a cluster of its own in a temporary directory, on 127.0.0.1:55433) and a MariaDB server it
+# starts likewise (its own datadir and socket, on 127.0.0.1:55434). For each engine:
 # expand migrations in check mode (listed, none run), for real (applied, schema version
 # recorded), again (no change, no backup), a release with one more migration (backed up
 # first), and a release whose second new migration fails (the database as it was, rows
-# written before intact, the error naming the migration, the password never shown).
+# written before intact, the error naming the migration, the password never shown), the
+# migrate playbook alone, rollbacks with down migrations, refused and forced. For MariaDB also
+# the bad input: a wrong password, a dump tool missing, a dump failing halfway.
 set -eu -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,9 +19,16 @@ chmod 755 "$OUT"
 PGBIN=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
 PGPORT=55433
 PASSWORD='sécret pw 8731'
+MYPORT=55434
 cleanup() {
     if [[ -f $OUT/pg/data/postmaster.pid ]]; then
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$OUT/pg/data" -m fast -w stop >/dev/null || true
+    fi
+    if [[ -f $OUT/mariadb/pid ]]; then
+        local pid
+        pid=$(cat "$OUT/mariadb/pid")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     rm -rf "$OUT"
 }
@@ -134,6 +144,8 @@ run_engine() {
     no_secret
     [[ $(sql "$engine" "SELECT count(*) FROM information_schema.columns WHERE table_name = 'products' AND column_name = 'sku'") == 0 ]] ||
         fail "0004-expand-add-sku stayed applied after the failure"
+    [[ $(sql "$engine" "SELECT count(*) FROM information_schema.tables WHERE table_name = 'sku_aliases'") == 0 ]] ||
+        fail "the table 0004-expand-add-sku made stayed after the failure"
     [[ $(sql "$engine" "SELECT name FROM products WHERE id = 4") == 'Written by v1' ]] || fail "the row written before was lost"
     [[ $(sql "$engine" "SELECT count(*) FROM products") == 4 ]] || fail "rows changed"
     [[ $(schema_of r3) == None ]] || fail "r3 has a schema version recorded: $(schema_of r3)"
@@ -213,5 +225,79 @@ cat >"$OUT/postgresql.json" <<JSON
 JSON
 sql() { psql -qtA -h "$OUT/pg" -p $PGPORT -U postgres -d shop -c "$2"; }
 run_engine postgresql pgdump
+
+step "MariaDB"
+mkdir -p "$OUT/mariadb"
+chown mysql "$OUT/mariadb"
+runuser -u mysql -- mariadb-install-db --no-defaults --datadir="$OUT/mariadb/data" --skip-test-db \
+    --auth-root-authentication-method=socket >"$OUT/mariadb/install.log" 2>&1 ||
+    { cat "$OUT/mariadb/install.log"; fail "mariadb-install-db failed"; }
+runuser -u mysql -- mariadbd --no-defaults --datadir="$OUT/mariadb/data" --socket="$OUT/mariadb/sock" \
+    --port=$MYPORT --bind-address=127.0.0.1 --skip-name-resolve --pid-file="$OUT/mariadb/pid" \
+    --log-error="$OUT/mariadb/log" --innodb-buffer-pool-size=32M >/dev/null 2>&1 &
+for _ in $(seq 100); do
+    mariadb-admin --no-defaults --socket="$OUT/mariadb/sock" -u root ping >/dev/null 2>&1 && break
+    sleep 0.2
+done
+root_sql() { mariadb --no-defaults --default-character-set=utf8mb4 --socket="$OUT/mariadb/sock" -u root -NB "$@"; }
+root_sql -e "CREATE DATABASE shop; CREATE USER shop@'127.0.0.1' IDENTIFIED BY '$PASSWORD';
+    GRANT ALL ON shop.* TO shop@'127.0.0.1';
+    CREATE USER half@'127.0.0.1' IDENTIFIED BY '$PASSWORD';
+    GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, LOCK TABLES, SHOW VIEW ON shop.* TO half@'127.0.0.1';"
+mysql_json() { # USER PASSWORD [PATH]: the settings of the MariaDB runs
+    local path=""
+    [[ -z ${3:-} ]] || path=", \"PATH\": \"$3\""
+    cat <<JSON
+{"root": "$OUT/mysql-site", "migrate_engine": "mysql", "migrate_mysql_database": "shop",
+ "migrate_mysql_host": "127.0.0.1", "migrate_mysql_port": $MYPORT, "migrate_mysql_user": "$1",
+ "migrate_environment": {"DATABASE_URL": "mysql://$1@127.0.0.1:$MYPORT/shop", "MYSQL_PWD": "$2"$path}}
+JSON
+}
+mysql_json shop "$PASSWORD" >"$OUT/mysql.json"
+sql() { root_sql shop -e "$2"; }
+run_engine mysql sql
+
+# The bad input, each on a release r5 whose one pending migration (0003-expand-add-stock, gone
+# with the forced restore above) must not run; no backup may be left.
+unchanged() { # what nothing changed means here
+    no_secret
+    [[ $(has_column stock) == 0 ]] || fail "0003-expand-add-stock ran"
+    [[ -z $(ls -A "$ROOT/.cutover/backups/r5" 2>/dev/null) ]] || fail "a backup was left: $(ls -A "$ROOT/.cutover/backups/r5")"
+    [[ $(sql mysql "SELECT name FROM products WHERE id = 4") == 'Written by v1' ]] || fail "a row was lost"
+}
+engine=mysql
+step "MariaDB: a wrong password: one sentence, nothing changed"
+mysql_json shop 'not the password' >"$OUT/mysql-badpw.json"
+if play mysql-badpw r5 v2; then fail "the wrong password did not fail the play"; fi
+expect_output "cannot open the database: (1045, \"Access denied for user 'shop'@'127.0.0.1' (using password: YES)\")"
+unchanged
+
+step "MariaDB: the dump tool missing: one sentence, nothing changed"
+mkdir "$OUT/nodump"
+for tool in /usr/bin/* /bin/*; do
+    [[ $tool == */mariadb-dump || $tool == */mysqldump ]] || ln -sf "$tool" "$OUT/nodump/"
+done
+mysql_json shop "$PASSWORD" "$OUT/nodump" >"$OUT/mysql-nodump.json"
+if play mysql-nodump r5 v2; then fail "the missing dump tool did not fail the play"; fi
+expect_output 'mariadb-dump is not on the PATH of testhost (Debian package mariadb-client), so the expand migrations of r5 did not run and nothing was changed.'
+unchanged
+
+step "MariaDB: a dump failing halfway (no right to read the events): one sentence, no backup, nothing changed"
+mysql_json half "$PASSWORD" >"$OUT/mysql-half.json"
+if play mysql-half r5 v2; then fail "the dump failing halfway did not fail the play"; fi
+expect_output "mariadb-dump could not back up the database shop before the expand migrations of r5, so none ran: mariadb-dump: Couldn't execute 'show events': Access denied for user 'half'@'127.0.0.1' to database 'shop' (1044)"
+unchanged
+
+step "MariaDB: a backup cut short is refused by the restore before anything is dropped"
+mkdir -p "$ROOT/.cutover/backups/r6"
+head -n 30 "$ROOT/.cutover/backups/r2/expand.sql" >"$ROOT/.cutover/backups/r6/expand.sql"
+tables=$(sql mysql "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'shop'")
+if ansible-playbook -i "$HERE/inventory.ini" "$HERE/restore.yml" -e "@$OUT/mysql.json" -e rid=r6 2>&1 | tee "$OUT/last"; then
+    fail "the restore from a backup cut short did not fail"
+fi
+expect_output "The backup $ROOT/.cutover/backups/r6/expand.sql does not end with the \"-- Dump completed\" line mariadb-dump writes last, so the database shop was left as it is."
+[[ $(sql mysql "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'shop'") == "$tables" ]] ||
+    fail "the refused restore dropped tables"
+[[ $(sql mysql "SELECT name FROM products WHERE id = 4") == 'Written by v1' ]] || fail "a row was lost"
 
 echo "migrate: all steps passed"

@@ -1,1 +1,2 @@
+DROP TABLE sku_aliases;
 ALTER TABLE products DROP COLUMN sku;
