@@ -31,19 +31,25 @@ ARCHIVE_SUFFIXES = ('.tar', '.tar.gz', '.tgz', '.tar.bz2', '.tbz2', '.tar.xz', '
 
 
 class Excluder(object):
-    """rsync-like exclude patterns: with a '/', matched against the relative path, else the name."""
+    """rsync-like exclude patterns: with a '/', matched against the relative path, else the name.
+
+    What is below an excluded directory is excluded too, as rsync never descends into it: a
+    directory source does not walk it, and an archive member is tested with each of its parents
+    (an archive lists ``x/file`` whether or not it lists ``x``).
+    """
 
     def __init__(self, patterns):
-        self.patterns = list(patterns or [])
+        self.patterns = [pat.strip('/') for pat in patterns or []]
 
     def __call__(self, relpath):
         if not self.patterns:
             return False
-        name = relpath.rsplit('/', 1)[-1]
-        for pat in self.patterns:
-            pat = pat.strip('/')
-            if fnmatch.fnmatchcase(relpath if '/' in pat else name, pat):
-                return True
+        parts = relpath.split('/')
+        for i in range(1, len(parts) + 1):
+            path, name = '/'.join(parts[:i]), parts[i - 1]
+            for pat in self.patterns:
+                if fnmatch.fnmatchcase(path if '/' in pat else name, pat):
+                    return True
         return False
 
 

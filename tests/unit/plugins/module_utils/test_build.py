@@ -305,6 +305,20 @@ def test_exclude_patterns(layout, tmp_path):
     assert sorted(os.listdir(path)) == ['index.html', 'other', 'sub']
 
 
+@pytest.mark.parametrize('pattern', ['node_modules', 'node_modules/', 'web/node_modules', '*_modules'])
+def test_exclude_of_a_directory_leaves_out_what_an_archive_lists_below_it(layout, tmp_path, pattern):
+    # An archive lists members by their full path, often without a member for their directory.
+    archive = make_tar(tmp_path / 'site.tar.gz', [
+        ('web/index.html', b'home'),
+        ('web/node_modules/x/index.js', b'js'),
+        ('web/node_modules/y.js', b'js'),
+    ])
+    path = build(layout, archive, exclude=[pattern])['release_path']
+    found = sorted(os.path.relpath(os.path.join(d, f), path) for d, _dirs, fs in os.walk(path) for f in fs)
+    assert found == ['web/index.html']
+    assert not os.path.exists(os.path.join(path, 'web', 'node_modules'))
+
+
 def test_special_files_are_left_out_and_reported(layout, tmp_path):
     src = write_tree(tmp_path / 'src', {'index.html': 'home'})
     os.mkfifo(os.path.join(src, 'pipe'))
