@@ -179,6 +179,7 @@ run_engine() {
     sql "$engine" "INSERT INTO products (id, name, price_cents) VALUES (5, 'Written by r4', 500)" >/dev/null
     if rollback "$engine"; then fail "the rollback past an irreversible migration did not fail"; fi
     expect_output 'would undo 0004-contract-purge-drafts, which cannot be undone; nothing was changed'
+    expect_recap 'changed=0'
     [[ $(current) == r4 ]] || fail "the refused rollback moved current to $(current)"
     [[ $(has_column stock) == 1 ]] || fail "the refused rollback changed the schema"
     [[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
