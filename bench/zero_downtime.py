@@ -386,7 +386,7 @@ class BenchFpm(object):
                     .format(d=self.dir, s=self.socket))
         sh('/usr/sbin/php-fpm%s -y %s -d opcache.enable=1 -d opcache.memory_consumption=%d '
            '-d opcache.interned_strings_buffer=2' % (php_version(), shlex.quote(conf), self.megabytes))
-        for _ in range(100):
+        for dummy_i in range(100):
             if os.path.exists(self.socket):
                 return
             time.sleep(0.05)
@@ -410,7 +410,7 @@ class BenchFpm(object):
             os.kill(pid, 3)  # SIGQUIT: graceful stop
         except OSError:
             return
-        for _ in range(200):
+        for dummy_i in range(200):
             try:
                 os.kill(pid, 0)
             except OSError:
@@ -611,7 +611,7 @@ def remove_vhosts(names, ports, modules_before):
     if off or on:
         # Another MPM cannot be loaded by a restart (AH00534: Apache exits instead): stop, then start.
         subprocess.run(['apache2ctl', 'stop'], check=False)
-        for _ in range(100):
+        for dummy_i in range(100):
             if subprocess.run(['pgrep', '-x', 'apache2'], stdout=subprocess.DEVNULL, check=False).returncode != 0:
                 break
             time.sleep(0.1)

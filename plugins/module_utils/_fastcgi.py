@@ -62,7 +62,7 @@ class Response(object):
             head, sep, body = stdout.partition(b'\n\n')
         self.headers = {}
         for line in head.decode('latin-1').splitlines() if sep else ():
-            name, _, value = line.partition(':')
+            name, dummy_sep, value = line.partition(':')
             self.headers[name.strip().lower()] = value.strip()
         self.body = body if sep else stdout
         self.stderr = stderr.decode('utf-8', 'replace').strip()
@@ -96,7 +96,7 @@ def request(socket_path, params, stdin=b'', timeout=30.0):
                          + (record(STDIN, stdin) if stdin else b'') + record(STDIN))
             streams = {STDOUT: [], STDERR: []}
             while True:
-                _, kind, _, length, pad = HEADER.unpack(_recv_exactly(sock, HEADER.size))
+                dummy_version, kind, dummy_id, length, pad = HEADER.unpack(_recv_exactly(sock, HEADER.size))
                 content = _recv_exactly(sock, length + pad)[:length]
                 if kind in streams:
                     streams[kind].append(content)

@@ -201,4 +201,3 @@ def reset_opcache(layout, socket_path, release_path=None, timeout=30.0):
         result['pending'] = bool(answer.get('pending'))
         result['after'] = _state(answer)
     return result
-

@@ -28,7 +28,7 @@ description:
     (180 s by default) is ended by PHP.
   - The cache is the PHP-FPM master's, shared by all its pools, so the reset empties it for every site of that
     PHP-FPM; their scripts are compiled again by their next requests.
-  - Under mod_php there is no pool to ask: a graceful restart of Apache starts its new children with a new cache.
+  - Under mod_php there is no pool to ask, and a graceful restart of Apache starts its new children with a new cache.
 author:
   - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:

@@ -45,7 +45,7 @@ def fpm(tmp_path):
         subprocess.run(args, check=True)
         pid = int((d / 'fpm.pid').read_text())
         started.append(pid)
-        for _ in range(100):
+        for dummy_i in range(100):
             if (d / 'fpm.sock').exists():
                 break
             time.sleep(0.05)
@@ -54,7 +54,7 @@ def fpm(tmp_path):
     yield _start
     for pid in started:
         os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
+        for dummy_i in range(100):
             try:
                 os.kill(pid, 0)
             except OSError:
@@ -73,7 +73,7 @@ def make_release(layout, rid, files=3):
             f.write('<?php\nfunction f_%d_%s() { return %d; }\n' % (i, rid.replace('-', '_'), i))
     # OPcache leaves files younger than opcache.file_update_protection (2 s) uncached.
     hour_ago = time.time() - 3600
-    for d, _, names in os.walk(path):
+    for d, dummy_dirs, names in os.walk(path):
         for name in names:
             os.utime(os.path.join(d, name), (hour_ago, hour_ago))
     return path
