@@ -35,6 +35,7 @@ Methods (the manual ones are the shell commands people use today):
   symlink              releases/<n> + shared media link, ln -s + mv -T (atomic), no PHP cache handling
   symlink-reload       the same, then PHP reloaded: service php-fpm reload, or apachectl graceful for mod_php
   symlink-opcache-reset  the same, then opcache_reset() + clearstatcache(true) requested through the site
+  cutover-keep-opcache   cutover with apache_vhost_opcache_reset: false (no OPcache reset after a switch)
 The symlink methods prune to three releases, as cutover.web does. A manual rollback puts the
 previous version back with the same method.
 
@@ -42,6 +43,13 @@ A keep-alive connection that the server closes before answering (Apache closes i
 keep-alive connections when its workers restart) is reopened and the request sent again, as
 browsers and HTTP libraries do for idempotent requests (RFC 9112, 9.3.1); those retries are
 reported, not counted as errors. Uploads use a new connection each and are never retried.
+
+OPcache full (--opcache-mb, --filler): each release's page also includes --filler PHP files (about
+52 KiB of OPcache each), the PHP-FPM sites are served by a PHP-FPM master of the bench's own, started
+afresh for each method with an OPcache of --opcache-mb MiB (mod_php gets the same size through a
+conf.d file for the run), so that a few releases fill the cache. After each deploy or rollback (and
+before the first) the bench asks the site how many scripts of the live release and of the other
+releases OPcache holds, and whether it is full; the page's response times are reported beside them.
 
 Reports: a Markdown table on stdout and in bench/results/zero_downtime-<time>.md, raw counts in
 the .json beside it. The site, its vhosts (ports --port and up) and the Apache module choice
@@ -71,7 +79,7 @@ sys.path.insert(0, BENCH)
 
 from _common import Ansible, machine_info, prepare_workdir  # noqa: E402
 
-METHODS = ['cutover', 'mv-mv', 'rm-ln', 'rsync-delete', 'rsync-delay-updates', 'symlink', 'symlink-reload',
+METHODS = ['cutover', 'cutover-keep-opcache', 'mv-mv', 'rm-ln', 'rsync-delete', 'rsync-delay-updates', 'symlink', 'symlink-reload',
            'symlink-opcache-reset']
 PHP_MODES = ['fpm', 'mod_php']
 PATHS = ['/index.php', '/assets/app.css', '/index.php', '/assets/app.js']
@@ -92,7 +100,46 @@ def sh(script):
 
 # --- the site --------------------------------------------------------------------------
 
-def write_version(dst, n, pause_us):
+def filler(i, n, funcs=30):
+    """Filler script i of version n: code OPcache has to hold (about 52 KiB of it compiled)."""
+    out = ['<?php\n// release v%d, filler %d\n' % (n, i)]
+    for j in range(funcs):
+        out.append(
+            'function cutover_fill_%d_%d($x) {\n'
+            '    $s = \'\';\n'
+            '    foreach (array(%s) as $k => $v) {\n'
+            '        $s .= $v %% 3 === $x ? str_repeat(\'%d\', $k %% 5) . $v : strtoupper(dechex($v));\n'
+            '    }\n'
+            '    return strlen($s) + %d;\n'
+            '}\n' % (i, j, ', '.join(str(k * 7 + j) for k in range(20)), j, i))
+    out.append('$fill[] = %d;\n' % n)
+    return ''.join(out)
+
+
+OPCACHE_STATUS = '''<?php
+// What OPcache holds: scripts of this release (live), of the other releases beside it (other).
+header('Content-Type: application/json');
+$out = array('live' => 0, 'other' => 0, 'cached' => null, 'full' => null, 'pending' => null);
+$s = function_exists('opcache_get_status') ? opcache_get_status(true) : false;
+if (is_array($s)) {
+    $live = dirname(__DIR__) . '/';
+    $releases = dirname(dirname(__DIR__)) . '/';
+    foreach (isset($s['scripts']) ? $s['scripts'] : array() as $path => $script) {
+        if (strncmp($path, $live, strlen($live)) === 0) {
+            $out['live']++;
+        } elseif (strncmp($path, $releases, strlen($releases)) === 0) {
+            $out['other']++;
+        }
+    }
+    $out['cached'] = $s['opcache_statistics']['num_cached_scripts'];
+    $out['full'] = $s['cache_full'];
+    $out['pending'] = $s['restart_pending'];
+}
+echo json_encode($out);
+'''
+
+
+def write_version(dst, n, pause_us, fill=0):
     """Version n of the test site: every file carries v<n>."""
     files = {
         'public/index.php': (
@@ -104,6 +151,9 @@ def write_version(dst, n, pause_us):
             "require 'inc/b.php';                 // through the relative include path\n"
             "usleep({p});\n"
             "require __DIR__ . '/../lib/c.php';   // outside the web root\n"
+            "$fill = array();\n"
+            "for ($i = 0; $i < {fill}; $i++) {{ require __DIR__ . \"/../lib/fill/f$i.php\"; }}\n"
+            "foreach (array_unique($fill) as $v) {{ $parts[] = \"f=v$v\"; }}\n"
             "header('Content-Type: text/plain');\n"
             "echo implode(' ', $parts), \"\\n\";\n"),
         'public/inc/a.php': "<?php\n$parts[] = 'a=v{n}';\n",
@@ -127,11 +177,15 @@ def write_version(dst, n, pause_us):
         'public/assets/app.css': "/* release=v{n} */\nbody {{ color: #{n:06d}; }}\n",
         'public/assets/app.js': "// release=v{n}\nwindow.release = {n};\n",
     }
+    files = dict((rel, text.format(n=n, p=pause_us, fill=fill)) for rel, text in files.items())
+    files['public/opcache-status.php'] = OPCACHE_STATUS
+    for i in range(fill):
+        files['lib/fill/f%d.php' % i] = filler(i, n)
     for rel, text in files.items():
         path = os.path.join(dst, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, 'w') as f:
-            f.write(text.format(n=n, p=pause_us))
+            f.write(text)
 
 
 # --- the methods -----------------------------------------------------------------------
@@ -140,6 +194,8 @@ class Method(object):
     """A way to put version n live under root; deploy/rollback return when it reports done."""
 
     symlinked = False
+    fill = 0          # filler scripts per release (--filler)
+    fpm = None        # the bench's own PHP-FPM master (--opcache-mb), or None for the server's
 
     def __init__(self, name, root, port, sources, pause_us):
         self.name = name
@@ -152,17 +208,20 @@ class Method(object):
     def src(self, n):
         path = os.path.join(self.sources, 'v%d' % n)
         if not os.path.isdir(path):
-            write_version(path, n, self.pause_us)
+            write_version(path, n, self.pause_us, self.fill)
         return path
 
     def live_media(self):
         return os.path.join(self.root, 'current', 'public', 'media')
 
     def vhost(self):
-        return {'apache_vhost_name': 'zd-' + self.name, 'apache_vhost_root': self.root,
-                'apache_vhost_port': self.port, 'apache_vhost_webroot': 'public',
-                # The bench switches the whole server between PHP-FPM and mod_php on purpose.
-                'apache_vhost_switch_php_mode': True}
+        vhost = {'apache_vhost_name': 'zd-' + self.name, 'apache_vhost_root': self.root,
+                 'apache_vhost_port': self.port, 'apache_vhost_webroot': 'public',
+                 # The bench switches the whole server between PHP-FPM and mod_php on purpose.
+                 'apache_vhost_switch_php_mode': True}
+        if self.fpm is not None:
+            vhost['apache_vhost_php_fpm_socket'] = self.fpm.socket
+        return vhost
 
     def prepare(self):
         os.makedirs(self.root)
@@ -250,6 +309,8 @@ class SymlinkReload(Symlink):
     def after_switch(self):
         if os.path.exists('/etc/apache2/mods-enabled/php%s.load' % php_version()):
             sh('apache2ctl graceful')
+        elif self.fpm is not None:
+            self.fpm.reload()
         else:
             sh('service php%s-fpm reload >/dev/null' % php_version())
 
@@ -273,6 +334,7 @@ def php_version():
 
 class Cutover(Method):
     symlinked = True
+    opcache_reset = True
 
     def __init__(self, name, root, port, sources, pause_us, ansible, php):
         super(Cutover, self).__init__(name, root, port, sources, pause_us)
@@ -281,6 +343,9 @@ class Cutover(Method):
 
     def prepare(self):
         pass  # the deploy role makes the root
+
+    def vhost(self):
+        return dict(super(Cutover, self).vhost(), apache_vhost_opcache_reset=self.opcache_reset)
 
     def deploy(self, n):
         extra = dict(self.vhost(), cutover_apache_vhost=True, apache_vhost_php=self.php,
@@ -295,7 +360,70 @@ class Cutover(Method):
                                                        rollback_webroot='public'))
 
 
-CLASSES = {'cutover': Cutover, 'mv-mv': MvMv, 'rm-ln': RmLn, 'rsync-delete': RsyncDelete,
+class CutoverKeepOpcache(Cutover):
+    """cutover.web without the OPcache reset after a switch (apache_vhost_opcache_reset: false)."""
+
+    opcache_reset = False
+
+
+class BenchFpm(object):
+    """A PHP-FPM master of the bench's own (pool user www-data, socket in the workdir) with a small OPcache."""
+
+    def __init__(self, workdir, megabytes):
+        self.dir = os.path.join(workdir, 'fpm')
+        self.socket = os.path.join(self.dir, 'fpm.sock')
+        self.pid_file = os.path.join(self.dir, 'fpm.pid')
+        self.megabytes = megabytes
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        conf = os.path.join(self.dir, 'fpm.conf')
+        with open(conf, 'w') as f:
+            f.write('[global]\npid = {d}/fpm.pid\nerror_log = {d}/error.log\ndaemonize = yes\n'
+                    '[bench]\nuser = www-data\ngroup = www-data\nlisten = {s}\nlisten.owner = www-data\n'
+                    'listen.group = www-data\nlisten.mode = 0660\npm = static\npm.max_children = 8\n'
+                    .format(d=self.dir, s=self.socket))
+        sh('/usr/sbin/php-fpm%s -y %s -d opcache.enable=1 -d opcache.memory_consumption=%d '
+           '-d opcache.interned_strings_buffer=2' % (php_version(), shlex.quote(conf), self.megabytes))
+        for dummy_i in range(100):
+            if os.path.exists(self.socket):
+                return
+            time.sleep(0.05)
+        raise RuntimeError('the bench PHP-FPM did not make %s' % self.socket)
+
+    def pid(self):
+        try:
+            with open(self.pid_file) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def reload(self):
+        os.kill(self.pid(), 12)  # SIGUSR2: a graceful reload, as service php-fpm reload does
+
+    def stop(self):
+        pid = self.pid()
+        if pid is None:
+            return
+        try:
+            os.kill(pid, 3)  # SIGQUIT: graceful stop
+        except OSError:
+            return
+        for dummy_i in range(200):
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.05)
+        os.kill(pid, 9)
+
+
+def mod_php_ini():
+    return '/etc/php/%s/apache2/conf.d/99-cutover-zd-opcache.ini' % php_version()
+
+
+CLASSES = {'cutover': Cutover, 'cutover-keep-opcache': CutoverKeepOpcache, 'mv-mv': MvMv, 'rm-ln': RmLn, 'rsync-delete': RsyncDelete,
            'rsync-delay-updates': RsyncDelayUpdates, 'symlink': Symlink, 'symlink-reload': SymlinkReload,
            'symlink-opcache-reset': SymlinkOpcacheReset}
 
@@ -471,8 +599,11 @@ def remove_vhosts(names, ports, modules_before):
     with open('/etc/apache2/ports.conf', 'w') as f:
         f.writelines(line for line in lines if ' '.join(line.split()) not in ours)
     now = apache_modules()
-    off = [m[:-5] for m in now if m.endswith('.load') and m not in modules_before]
-    on = [m[:-5] for m in modules_before if m.endswith('.load') and m not in now]
+    # The PHP module depends on its MPM: off before the MPM goes; the MPM comes back before what needs it.
+    off = sorted((m[:-5] for m in now if m.endswith('.load') and m not in modules_before),
+                 key=lambda m: (m.startswith('mpm_'), m))
+    on = sorted((m[:-5] for m in modules_before if m.endswith('.load') and m not in now),
+                key=lambda m: (not m.startswith('mpm_'), m))
     if off:
         subprocess.run(['a2dismod', '-q'] + off, check=False)
     if on:
@@ -480,7 +611,7 @@ def remove_vhosts(names, ports, modules_before):
     if off or on:
         # Another MPM cannot be loaded by a restart (AH00534: Apache exits instead): stop, then start.
         subprocess.run(['apache2ctl', 'stop'], check=False)
-        for _attempt in range(100):
+        for dummy_i in range(100):
             if subprocess.run(['pgrep', '-x', 'apache2'], stdout=subprocess.DEVNULL, check=False).returncode != 0:
                 break
             time.sleep(0.1)
@@ -524,6 +655,7 @@ def run_method(method, args):
     load = Load(method.port, args.clients, args.think_ms / 1000.0, args.upload_every)
     load.start()
     time.sleep(args.settle)
+    opcache = [opcache_status(method.port)]
     ops = []
     n, deploys, rollbacks = 1, 0, 0
     every = max(1, args.deploys // max(1, args.rollbacks)) if args.rollbacks else 0
@@ -549,6 +681,8 @@ def run_method(method, args):
         log('%s: %s v%d -> v%d in %.2fs (%d requests so far)'
             % (method.name, kind, before, after, ops[-1][1] - t, len(load.records)))
         time.sleep(args.settle)
+        opcache.append(opcache_status(method.port))
+        log('%s: OPcache after %s: %s' % (method.name, kind, json.dumps(opcache[-1])))
     load.finish()
     elapsed = time.time() - began
     time.sleep(0.5)
@@ -562,7 +696,30 @@ def run_method(method, args):
         'uploads': len(load.uploads) + len(seeded), 'uploads_lost': len(lost), 'lost_examples': lost[:5],
         'upload_failures': dict((str(k), v) for k, v in load.upload_failures.items()),
         'op_seconds': sorted(round(o[1] - o[0], 2) for o in ops),
+        'opcache': opcache, 'page_ms': page_ms(load.records),
+        'page_ms_after_op': [page_ms(load.records, o[1], ops[i + 1][0] if i + 1 < len(ops) else float('inf'))[0]
+                             for i, o in enumerate(ops)],
     }
+
+
+def opcache_status(port):
+    """What OPcache holds for the site on port, as its opcache-status.php says."""
+    try:
+        c = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+        c.request('GET', '/opcache-status.php')
+        return json.loads(c.getresponse().read().decode())
+    except (OSError, ValueError, http.client.HTTPException) as e:
+        return {'error': type(e).__name__}
+
+
+def page_ms(records, after=0, before=float('inf')):
+    """Median and 90th percentile of the page's (index.php) response times in ms, of the requests that
+    started between after and before."""
+    times = sorted((end - start) * 1000 for start, end, path, status, versions in records
+                   if path == '/index.php' and status == 200 and after <= start < before)
+    if not times:
+        return [None, None]
+    return [round(times[len(times) // 2], 1), round(times[int(len(times) * 0.9)], 1)]
 
 
 def cell_counts(d):
@@ -584,6 +741,20 @@ def table(results):
     return '\n'.join(lines)
 
 
+def opcache_table(results):
+    lines = ['| PHP | method | live release scripts cached, before and after each deploy or rollback '
+             '| other releases\' scripts cached | cache full | page time after each deploy or rollback, median ms '
+             '| page time over the run, median (p90) |',
+             '| --- | --- | --- | --- | --- | --- | --- |']
+    for r in results:
+        samples = r['opcache']
+        lines.append('| %s | %s | %s | %s | %d of %d | %s | %s ms (%s) |' % (
+            r['php'], r['method'], ' '.join(str(s.get('live', '?')) for s in samples),
+            ' '.join(str(s.get('other', '?')) for s in samples), sum(1 for s in samples if s.get('full')),
+            len(samples), ' '.join(str(x) for x in r['page_ms_after_op']), r['page_ms'][0], r['page_ms'][1]))
+    return '\n'.join(lines)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     p.add_argument('--php', default=','.join(PHP_MODES), help='PHP modes, comma-separated (fpm, mod_php)')
@@ -600,6 +771,11 @@ def parse_args(argv):
     p.add_argument('--upload-every', type=float, default=0.05, help='seconds between uploads')
     p.add_argument('--settle', type=float, default=3.0, help='seconds of load after each deploy or rollback')
     p.add_argument('--pause-ms', type=float, default=15.0, help='pause between the includes of the page')
+    p.add_argument('--opcache-mb', type=int, default=0,
+                   help='OPcache size in MiB for the run (PHP-FPM sites get a PHP-FPM master of the bench\'s own, '
+                        'restarted for each method; mod_php a conf.d file); 0 keeps PHP\'s own settings')
+    p.add_argument('--filler', type=int, default=0,
+                   help='PHP files (about 52 KiB of OPcache each) every release\'s page includes, to fill OPcache')
     p.add_argument('--port', type=int, default=18091, help='first port of the sites (one per method)')
     p.add_argument('--workdir', default='/var/tmp/cutover-zero-downtime')
     p.add_argument('--venv', default=os.path.join(REPO, '.venv'))
@@ -636,24 +812,42 @@ def main(argv=None):
     modules_before = apache_modules()
     started = datetime.datetime.now(datetime.timezone.utc)
     results = []
+    Method.fill = args.filler
+    fpm = BenchFpm(args.workdir, args.opcache_mb) if args.opcache_mb else None
     try:
         for php in args.php:
+            Method.fpm = fpm if php == 'fpm' else None
+            if fpm is not None and php == 'mod_php' and os.path.isdir(os.path.dirname(mod_php_ini())):
+                with open(mod_php_ini(), 'w') as f:
+                    f.write('; cutover.web zero-downtime bench, removed after the run\n'
+                            'opcache.memory_consumption=%d\nopcache.interned_strings_buffer=2\n' % args.opcache_mb)
             methods = []
             for name, port in zip(args.methods, ports):
                 root = os.path.join(args.workdir, php, name)
-                if name == 'cutover':
-                    methods.append(Cutover(name, root, port, sources, pause_us, ansible, php))
+                if name in ('cutover', 'cutover-keep-opcache'):
+                    methods.append(CLASSES[name](name, root, port, sources, pause_us, ansible, php))
                 else:
                     methods.append(CLASSES[name](name, root, port, sources, pause_us))
+            if Method.fpm is not None:
+                fpm.start()
             log('%s: setting up %d vhosts' % (php, len(methods)))
             setup_vhosts(ansible, methods, php, args.workdir)
             for m in methods:
                 log('%s: %s' % (php, m.name))
+                if Method.fpm is not None:
+                    fpm.stop()  # a cache of its own for each method
+                    fpm.start()
                 r = run_method(m, args)
                 r['php'] = php
                 results.append(r)
                 log(json.dumps(r))
+            if Method.fpm is not None:
+                fpm.stop()
     finally:
+        if fpm is not None:
+            fpm.stop()
+            if os.path.exists(mod_php_ini()):
+                os.unlink(mod_php_ini())
         remove_vhosts(args.methods, ports, modules_before)
     report = render(args, info, started, results)
     print(report)
@@ -665,7 +859,7 @@ def main(argv=None):
         json.dump({'args': vars(args), 'machine': info, 'results': results}, f, indent=1)
     shutil.rmtree(args.workdir, ignore_errors=True)
     if args.expect_zero:
-        bad = [r for r in results if r['method'] == 'cutover' and (
+        bad = [r for r in results if r['method'].startswith('cutover') and (
             r['non_2xx'] or r['connection_errors'] or r['mixed'] or r['stale'] or r['uploads_lost']
             or r['upload_failures'])]
         if bad:
@@ -688,6 +882,12 @@ def render(args, info, started, results):
             args.clients, args.think_ms, args.pause_ms, args.upload_every, args.media_files, args.media_kib, args.settle),
         '',
         table(results),
+        '',
+        'OPcache (%s): scripts cached before the first and after each deploy or rollback, page times over the run.'
+        % ('%d MiB, %d filler scripts per release' % (args.opcache_mb, args.filler) if args.opcache_mb
+           else "PHP's own settings, %d filler scripts per release" % args.filler),
+        '',
+        opcache_table(results),
     ])
 
 
