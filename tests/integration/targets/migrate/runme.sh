@@ -78,7 +78,7 @@ print(next((r["schema_version"] for r in info["releases"] if r["id"] == sys.argv
 }
 
 # A writer as a busy site has one: it holds the SQLite database (an exclusive transaction of
-# 0.3 s, again and again) while the deploy backs it up. sqlite3 .backup without a busy timeout
+# 0.3 s, free for 0.1 s, again and again) while the deploy backs it up. sqlite3 .backup without a busy timeout
 # fails with "database is locked" at once; the backup must wait its turn instead.
 writer_start() {
     python3 - "$OUT/sqlite-site/shop.sqlite" "$OUT/writer.stop" <<'PY' &
@@ -91,7 +91,7 @@ while not os.path.exists(sys.argv[2]) and time.time() < deadline:
     db.execute('INSERT INTO site_writes VALUES (1)')
     time.sleep(0.3)
     db.execute('COMMIT')
-    time.sleep(0.02)
+    time.sleep(0.1)
 PY
     WRITER=$!
     sleep 0.5
