@@ -12,7 +12,15 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null
 source "$HERE/../setup_collection/collection.sh"
 OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+# Whatever happens, this host's Apache is left without the test's site (a failed step would
+# otherwise leave it enabled for the tests after it).
+cleanup() {
+    a2dissite -q cutover-it >/dev/null 2>&1 || true
+    rm -f /etc/apache2/sites-available/cutover-it.conf /etc/apache2/cutover/it-release.conf
+    apachectl graceful >/dev/null 2>&1 || true
+    rm -rf /srv/cutover-it "$OUT"
+}
+trap cleanup EXIT
 export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 
 rm -rf /srv/cutover-it
@@ -293,9 +301,4 @@ play_fails rollback
 expect_output "There is no release to roll back to in $ROOT/releases"
 expect_page index.php "page v1"
 
-step "clean up"
-a2dissite -q cutover-it >/dev/null 2>&1 || true
-rm -f /etc/apache2/sites-available/cutover-it.conf /etc/apache2/cutover/it-release.conf
-apachectl graceful || true
-rm -rf /srv/cutover-it
 echo "deploy_playbooks: all passed"
