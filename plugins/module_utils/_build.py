@@ -816,7 +816,7 @@ def _private_copy(dfd, name, st, tmp):
 
 
 def _fs_error(exc, path, what):
-    where = exc.filename if exc.filename and os.path.isabs(str(exc.filename)) else path
+    where = _named(exc, path).filename
     if exc.errno in SPACE_ERRNOS:
         return CutoverError('The disk filled up while %s %s; current was not touched.' % (what, where), path=where)
     return CutoverError('%s %s failed: %s; current was not touched.'
