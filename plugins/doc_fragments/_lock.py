@@ -36,7 +36,7 @@ options:
         description:
           - Seconds after which the lock counts as stale, should this task die holding it. At least 1.
         type: int
-        default: 600
+        default: 1800
       give_back:
         description:
           - Give the lock back after the task also when this run held it before, as the last step of a run

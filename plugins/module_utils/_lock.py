@@ -41,6 +41,11 @@ _FIELDS = (
 )
 
 
+# How long a lock is held (seconds) when the caller does not say: long enough for a big site's first
+# deploy; a lock whose holder died is taken over at once anyway when it is this controller's.
+DEFAULT_TTL = 1800
+
+
 def _field_problem(record):
     """What is wrong with the first field of ``record`` that is not valid (``expires_epoch is "soon", not a number``),
     or None."""
@@ -204,7 +209,7 @@ def check_ttl(layout, ttl):
                            path=layout.root)
 
 
-def acquire(layout, owner, run_id=None, ttl=3600, host=None, pid=None, check_mode=False, now=None, pid_start=None,
+def acquire(layout, owner, run_id=None, ttl=DEFAULT_TTL, host=None, pid=None, check_mode=False, now=None, pid_start=None,
             take_over_dead=None, ad_hoc=None):
     """Take the lock for ``owner`` and ``run_id``, or fail naming the holder and the command that frees it.
 
@@ -314,14 +319,14 @@ CONTROLLER_OPTIONS = dict(
 LOCK_OPTION = dict(type='dict', options=dict(
     owner=dict(type='str', required=True),
     run_id=dict(type='str'),
-    ttl=dict(type='int', default=600),
+    ttl=dict(type='int', default=DEFAULT_TTL),
     give_back=dict(type='bool', default=False),
     **CONTROLLER_OPTIONS
 ))
 
 
 @contextlib.contextmanager
-def holding(layout, owner, run_id=None, ttl=3600, give_back=False, check_mode=False, **controller):
+def holding(layout, owner, run_id=None, ttl=DEFAULT_TTL, give_back=False, check_mode=False, **controller):
     """Hold the deploy lock for the body of a ``with`` statement.
 
     A lock another run holds fails before the body runs. A lock this owner and run id already hold

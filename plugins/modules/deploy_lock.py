@@ -61,7 +61,7 @@ options:
     description:
       - Seconds after which the lock is considered stale and may be taken over. At least 1.
     type: int
-    default: 3600
+    default: 1800
   host:
     description:
       - The host the deploy runs from, recorded in the lock. The action plugin sets the controller's host name;
@@ -155,7 +155,7 @@ import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._lock import CONTROLLER_OPTIONS, acquire, check_ttl, release
+from ansible_collections.cutover.web.plugins.module_utils._lock import CONTROLLER_OPTIONS, DEFAULT_TTL, acquire, check_ttl, release
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 
@@ -233,7 +233,7 @@ def main():
             state=dict(type='str', default='present', choices=['present', 'absent']),
             owner=dict(type='str', required=True),
             run_id=dict(type='str'),
-            ttl=dict(type='int', default=3600),
+            ttl=dict(type='int', default=DEFAULT_TTL),
             force=dict(type='bool', default=False),
             root_mode=dict(type='raw'),
             **CONTROLLER_OPTIONS
