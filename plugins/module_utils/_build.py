@@ -17,8 +17,6 @@ fingerprint is a sha256 over the sorted paths, kinds, modes and digests (no time
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import hashlib
@@ -27,6 +25,7 @@ import os
 import shutil
 import stat
 
+from ansible_collections.cutover.web.plugins.module_utils._fs import DIR_FLAGS, syncfs
 from ansible_collections.cutover.web.plugins.module_utils._sources import DirectorySource
 from ansible_collections.cutover.web.plugins.module_utils._releases import (
     CutoverError, fsync_dir, stamp, staging_name, validate_release_id,
@@ -156,17 +155,6 @@ def write_manifest(layout, release_id, manifest):
     os.rename(tmp, path)
 
 
-def _syncfs(path):
-    libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        func = getattr(libc, 'syncfs', None)
-        if func is None or func(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
-
-
 class BaseRelease(object):
     """The release a new one hardlinks unchanged files from: its directory and its manifest."""
 
@@ -221,7 +209,6 @@ class BaseRelease(object):
         return found is not None and identity == (found[1].st_dev, found[1].st_ino)
 
 
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -684,7 +671,7 @@ def _make_release(layout, source, release_id, checksum, sync, check_mode, id_sta
             builder.build()
         write_manifest(layout, release_id, manifest)
         if sync:
-            _syncfs(staging)
+            syncfs(staging)
         if os.path.lexists(path):
             raise CutoverError('%s appeared while the release was built; nothing was replaced.' % path, path=path)
         # Written ahead: a 'created' whose directory never arrived in releases/ is no release.
@@ -905,7 +892,7 @@ def seal_release(layout, release_id, check_mode=False, sync=True):
     if result['changed'] and not check_mode:
         write_manifest(layout, release_id, manifest)
         if sync:
-            _syncfs(path)
+            syncfs(path)
     result['fingerprint'] = fingerprint(manifest)
     result['files'], result['bytes'] = _count(manifest)
     result['warnings'] = warnings

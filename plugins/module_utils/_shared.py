@@ -31,12 +31,11 @@ from collections import namedtuple
 from ansible_collections.cutover.web.plugins.module_utils._build import (
     DIGEST, KIND, MODE, MTIME, SIZE, file_digest, load_manifest,
 )
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, validate_release_id
-from ansible_collections.cutover.web.plugins.module_utils._switch import (
-    AT_FDCWD, RENAME_EXCHANGE, RENAME_NOREPLACE, renameat2,
+from ansible_collections.cutover.web.plugins.module_utils._fs import (
+    AT_FDCWD, DIR_FLAGS, RENAME_EXCHANGE, RENAME_NOREPLACE, exchange_error, renameat2,
 )
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, validate_release_id
 
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 CHUNK = 1 << 20
 _LOOK = object()
@@ -604,11 +603,9 @@ def _put_link(dir_fd, name, text, release, rel):
         else:
             err = renameat2(tmp, name, RENAME_EXCHANGE, dir_fd, dir_fd)
             if err:
-                reason = os.strerror(err)
-                if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                    reason = 'this kernel or filesystem does not support renameat2(RENAME_EXCHANGE) (%s)' % reason
                 raise CutoverError('Cannot swap %s for the link to the shared %s without a gap: %s.'
-                                   % (os.path.join(release, rel), rel, reason), path=os.path.join(release, rel))
+                                   % (os.path.join(release, rel), rel, exchange_error(err)),
+                                   path=os.path.join(release, rel))
     except BaseException:
         os.unlink(tmp, dir_fd=dir_fd)
         raise

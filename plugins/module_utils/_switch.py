@@ -16,16 +16,11 @@ the path never goes missing either.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 
+from ansible_collections.cutover.web.plugins.module_utils._fs import RENAME_EXCHANGE, exchange_error, renameat2
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, stamp
-
-AT_FDCWD = -100
-RENAME_NOREPLACE = 1 << 0
-RENAME_EXCHANGE = 1 << 1
 
 
 def _temp_name(path, tag):
@@ -100,18 +95,6 @@ def replace_link(link, text):
     fsync_dir(os.path.dirname(link))
 
 
-def renameat2(a, b, flags, a_dir=AT_FDCWD, b_dir=AT_FDCWD):
-    """renameat2(2) of ``a`` (relative to the directory fd ``a_dir``) to ``b``: 0, or the errno."""
-    libc = ctypes.CDLL(ctypes.util.find_library('c') or None, use_errno=True)
-    func = getattr(libc, 'renameat2', None)
-    if func is None:
-        return errno.ENOSYS
-    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    rc = func(a_dir, os.fsencode(a), b_dir, os.fsencode(b), flags)
-    return ctypes.get_errno() if rc != 0 else 0
-
-
 def renameat2_exchange(a, b):
     return renameat2(a, b, RENAME_EXCHANGE)
 
@@ -128,10 +111,7 @@ def exchange_directory(link, text, keep_as):
     err = renameat2_exchange(tmp, link)
     if err:
         os.unlink(tmp)
-        reason = os.strerror(err)
-        if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            reason = 'this kernel or filesystem does not support renameat2(RENAME_EXCHANGE) (%s)' % reason
-        raise CutoverError('Cannot convert the directory %s into a symlink without a gap: %s.' % (link, reason),
+        raise CutoverError('Cannot convert the directory %s into a symlink without a gap: %s.' % (link, exchange_error(err)),
                            path=link)
     # tmp now holds the old directory; link is the new symlink.
     fsync_dir(os.path.dirname(link))
