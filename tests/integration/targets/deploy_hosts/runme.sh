@@ -36,9 +36,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n=== %s\n' "$*"; }
-fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
-
 step "two hosts with sshd, and a PostgreSQL server they both reach"
 mkdir -p "$OUT/ssh"
 ssh-keygen -q -t ed25519 -N '' -f "$OUT/ssh/key"
@@ -100,9 +97,6 @@ play() {
     ansible-playbook -i "$OUT/inventory.ini" "cutover.web.$name" -e "@$OUT/vars.json" "$@" 2>&1 | tee "$OUT/last"
 }
 deploy() { play deploy -e "deploy_src=$OUT/src/$1" -e "deploy_probe_content=catalog $1 on"; }
-expect_recap() { # HOST PATTERN
-    grep -E "^$1 +:" "$OUT/last" | tail -1 | grep -q -- "$2" || fail "expected $2 in $1's recap"
-}
 no_secret() { ! grep -q -- "$PASSWORD" "$OUT/last" || fail "the database password appeared in the output"; }
 page() { curl -sS --max-time 10 "http://${IP[$1]}:8080/"; }
 site() { echo "$OUT/hosts/$1/srv/www/app"; }
@@ -125,8 +119,8 @@ print(found[-1] if found else "none")' "$(site "$1")/.cutover/history.jsonl" "$2
 }
 step "deploy v1 to both hosts, one at a time"
 deploy v1
-expect_recap web1 'failed=0'
-expect_recap web2 'failed=0'
+expect_recap 'failed=0' web1
+expect_recap 'failed=0' web2
 no_secret
 for h in "${HOSTS[@]}"; do
     page "$h" | grep -q "^catalog v1 on $h" || fail "$h does not serve v1: $(page "$h")"
@@ -141,8 +135,8 @@ sql "INSERT INTO products (id, name, price_cents) VALUES (3, 'Written by v1', 99
 load_start "$OUT" '^catalog (v[0-9]+) on ' "http://${IP[web1]}:8080/" "http://${IP[web2]}:8080/"
 deploy v2
 load_stop "the deploy of v2"
-expect_recap web1 'failed=0'
-expect_recap web2 'failed=0'
+expect_recap 'failed=0' web1
+expect_recap 'failed=0' web2
 no_secret
 V2=$(current_of web1)
 [[ $V2 != "$V1" && $(current_of web2) == "$V2" ]] || fail "the hosts are on $(current_of web1) and $(current_of web2)"
@@ -175,8 +169,8 @@ step "deploy v2 again: nothing changes, no backup"
 backups() { { find "$(site web1)/.cutover/backups" "$(site web2)/.cutover/backups" 2>/dev/null || true; } | sort; }
 before=$(backups)
 deploy v2
-expect_recap web1 'changed=0'
-expect_recap web2 'changed=0'
+expect_recap 'changed=0' web1
+expect_recap 'changed=0' web2
 [[ $(backups) == "$before" ]] || fail "a backup was taken"
 [[ $(current_of web1) == "$V2" && $(current_of web2) == "$V2" ]] || fail "current moved"
 
@@ -184,8 +178,8 @@ step "roll back to v1 under load: the contract undone before the switch, the exp
 load_start "$OUT" '^catalog (v[0-9]+) on ' "http://${IP[web1]}:8080/" "http://${IP[web2]}:8080/"
 play rollback
 load_stop "the rollback"
-expect_recap web1 'failed=0'
-expect_recap web2 'failed=0'
+expect_recap 'failed=0' web1
+expect_recap 'failed=0' web2
 no_secret
 for h in "${HOSTS[@]}"; do
     [[ $(current_of "$h") == "$V1" ]] || fail "$h is on $(current_of "$h"), expected $V1"

@@ -26,26 +26,11 @@ export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 rm -rf /srv/cutover-it
 mkdir -p /srv/cutover-it
 
-step() { printf '\n=== %s\n' "$*"; }
-fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
-
 # play NAME ARGS...: run a collection playbook; its output goes to $OUT/last.
 play() {
     local name=$1
     shift
     ansible-playbook -i "$HERE/inventory.ini" "cutover.web.$name" "$@" 2>&1 | tee "$OUT/last"
-}
-# play_fails NAME ARGS...: the same, expecting failure.
-play_fails() {
-    if play "$@"; then
-        fail "ansible-playbook cutover.web.$1 should have failed"
-    fi
-}
-recap() { # the PLAY RECAP counters of the last run, e.g. "ok=12 changed=0 ..."
-    grep -E '^testhost +:' "$OUT/last" | tail -1
-}
-expect_recap() {
-    recap | grep -q -- "$1" || fail "expected $1 in the recap: $(recap)"
 }
 expect_output() {
     grep -q -- "$1" "$OUT/last" || fail "expected '$1' in the playbook output"

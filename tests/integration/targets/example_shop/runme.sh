@@ -31,9 +31,6 @@ cleanup() {
 trap cleanup EXIT
 rm -rf "$ROOT"
 
-step() { printf '\n=== %s\n' "$*"; }
-fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
-
 # Everything as in examples/group_vars/web.yml but the root, the port and the vhost's name.
 cat >"$OUT/vars.json" <<JSON
 {"deploy_root": "$ROOT", "apache_vhost_root": "$ROOT", "apache_vhost_port": $PORT,
@@ -47,9 +44,6 @@ play() {
     ansible-playbook -i "$COLL/examples/inventory.ini" "$COLL/examples/$name.yml" -e "@$OUT/vars.json" "$@" 2>&1 |
         tee "$OUT/last"
 }
-expect_recap() {
-    grep -E '^localhost +:' "$OUT/last" | tail -1 | grep -q -- "$1" || fail "expected $1 in the recap"
-}
 page() { curl -sS --max-time 10 "$URL"; }
 current() { basename "$(readlink "$ROOT/current")"; }
 has_stock() { sqlite3 -readonly "$DB" "SELECT count(*) FROM pragma_table_info('products') WHERE name = 'stock'"; }
@@ -58,7 +52,7 @@ PAGE_VERSION='\((v[0-9]+)\), served from'
 
 step "deploy v1"
 play deploy
-expect_recap 'failed=0'
+expect_recap 'failed=0' localhost
 page | grep -q 'version 1 (v1)' || fail "the shop does not serve v1: $(page)"
 [[ $(sqlite3 -readonly "$DB" "SELECT count(*) FROM products") == 3 ]] || fail "the products were not made"
 [[ $(has_stock) == 0 ]] || fail "v1's schema has a stock column"
@@ -69,7 +63,7 @@ step "deploy v2 under load: the expand migration runs while v1 serves"
 load_start "$OUT" "$PAGE_VERSION" "$URL"
 play deploy -e example_version=v2
 load_stop "the deploy of v2"
-expect_recap 'failed=0'
+expect_recap 'failed=0' localhost
 page | grep -q 'version 2 (v2)' || fail "the shop does not serve v2: $(page)"
 page | grep -q 'in stock' || fail "v2 does not show the stock: $(page)"
 [[ $(has_stock) == 1 ]] || fail "the expand migration did not add the stock column"
@@ -79,7 +73,7 @@ V2=$(current)
 step "deploy v2 again: no change, no new release, no backup"
 before=$(backups)
 play deploy -e example_version=v2
-expect_recap 'changed=0'
+expect_recap 'changed=0' localhost
 [[ $(current) == "$V2" ]] || fail "current moved to $(current)"
 [[ $(backups) == "$before" ]] || fail "a backup was taken with nothing to migrate"
 
@@ -94,7 +88,7 @@ step "roll back under load: v1 serves again, then its schema comes back"
 load_start "$OUT" "$PAGE_VERSION" "$URL"
 play rollback
 load_stop "the rollback"
-expect_recap 'failed=0'
+expect_recap 'failed=0' localhost
 [[ $(current) == "$V1" ]] || fail "current is $(current), expected $V1"
 page | grep -q 'version 1 (v1)' || fail "the shop does not serve v1 after the rollback: $(page)"
 [[ $(has_stock) == 0 ]] || fail "the rollback did not drop the stock column"

@@ -35,9 +35,6 @@ cleanup() {
 trap cleanup EXIT
 export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 
-step() { printf '\n=== %s\n' "$*"; }
-fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
-
 # The application: the example shop's migration adapter (yoyo-migrations) and a set of migrations.
 for v in v1 v2 v3 v4; do
     mkdir -p "$OUT/src/$v/bin"
@@ -51,9 +48,6 @@ play() {
     shift 3
     ansible-playbook -i "$HERE/inventory.ini" "$HERE/migrate.yml" -e "@$OUT/$engine.json" \
         -e rid="$rid" -e src="$OUT/src/$src" "$@" 2>&1 | tee "$OUT/last"
-}
-expect_recap() {
-    grep -E '^testhost +:' "$OUT/last" | tail -1 | grep -q -- "$1" || fail "expected $1 in the recap"
 }
 expect_output() { grep -q -- "$1" "$OUT/last" || fail "expected '$1' in the output"; }
 no_secret() { ! grep -q -- "$PASSWORD" "$OUT/last" || fail "the database password appeared in the output"; }

@@ -33,8 +33,6 @@ cleanup() {
 trap cleanup EXIT
 rm -rf "$ROOT" "$BUILD"
 
-step() { printf '\n=== %s\n' "$*"; }
-fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 # bug WHAT: a fault of the collection, shown at once and failing the test at the end; the test
 # goes on with the workaround a user would apply, so the rest is still measured.
 BUGS=()

@@ -15,3 +15,18 @@ if [[ -z $COLL ]]; then
     echo "cutover.web is not on ANSIBLE_COLLECTIONS_PATH (${ANSIBLE_COLLECTIONS_PATH:-unset})" >&2
     exit 1
 fi
+
+# What every script target says and checks the same way.
+step() { printf '\n=== %s\n' "$*"; }
+fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
+# recap [HOST]: the PLAY RECAP counters of HOST (default testhost) in the last run's output ($OUT/last),
+# e.g. "ok=12 changed=0 ...".
+recap() { grep -E "^${1:-testhost} +:" "$OUT/last" | tail -1; }
+# expect_recap PATTERN [HOST]: fail unless HOST's recap in the last run shows PATTERN ("changed=0").
+expect_recap() { recap "${2:-testhost}" | grep -q -- "$1" || fail "expected $1 in ${2:-testhost}'s recap: $(recap "${2:-testhost}")"; }
+# play_fails ARGS...: the target's own play ARGS..., which must fail.
+play_fails() {
+    if play "$@"; then
+        fail "ansible-playbook ${1:-} should have failed"
+    fi
+}
