@@ -16,8 +16,9 @@ if [[ -z $COLL ]]; then
     exit 1
 fi
 
-# What every script target says and checks the same way.
-step() { printf '\n=== %s\n' "$*"; }
+# What every script target says and checks the same way; each step shows the seconds since the
+# script started, so a slow part of a slow target shows in the log.
+step() { printf '\n=== [%ss] %s\n' "$SECONDS" "$*"; }
 fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 # recap [HOST]: the PLAY RECAP counters of HOST (default testhost) in the last run's output ($OUT/last),
 # e.g. "ok=12 changed=0 ...".
