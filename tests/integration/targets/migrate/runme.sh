@@ -7,7 +7,10 @@
 # first), and a release whose second new migration fails (the database as it was, rows
 # written before intact, the error naming the migration, the password never shown), the
 # migrate playbook alone, rollbacks with down migrations, refused and forced. For MariaDB also
-# the bad input: a wrong password, a dump tool missing, a dump failing halfway.
+# the bad input: a wrong password, a dump tool missing, a dump failing halfway. On SQLite, the
+# contract's fallbacks (a program without pending, version, down or irreversible), the program
+# run as another user, a set of two database files, and deploy --check listing what a new
+# release would run.
 set -eu -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,6 +33,7 @@ cleanup() {
         kill "$pid" 2>/dev/null || true
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
+    userdel cutover-mig-it 2>/dev/null || true
     rm -rf "$OUT"
 }
 trap cleanup EXIT
@@ -39,7 +43,7 @@ export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 for v in v1 v2 v3 v4; do
     mkdir -p "$OUT/src/$v/bin"
     cp -a "$HERE/files/$v/migrations" "$OUT/src/$v/"
-    cp "$COLL/examples/shop/v1/bin/migrate" "$OUT/src/$v/bin/"
+    cp "$COLL/examples/shop/v1/bin/migrate" "$HERE/files/limited" "$HERE/files/writer" "$OUT/src/$v/bin/"
 done
 
 # play ENGINE RID SRC [ARGS...]: run migrate.yml; the output goes to $OUT/last.
@@ -205,6 +209,117 @@ sql() { # ENGINE QUERY (information_schema mapped to SQLite's own tables)
     sqlite3 "${ro[@]}" "$OUT/sqlite-site/shop.sqlite" "$q" 2>/dev/null || echo 0
 }
 run_engine sqlite sqlite3
+
+# The contract as real tools have it, on SQLite: settings for a root of its own with a program
+# that answers only some verbs (files/limited; migrate_verbs says which), its version being the
+# database's (not the release's own newest migration).
+fallback_json() { # VERBS...: the settings, the program having those verbs
+    local verbs
+    verbs=$(printf '"%s",' "$@")
+    cat <<JSON
+{"root": "$OUT/fb-site", "migrate_engine": "sqlite", "migrate_sqlite_path": "$OUT/fb-site/shop.sqlite",
+ "command": "bin/limited", "migrate_verbs": [${verbs%,}],
+ "migrate_environment": {"DATABASE_URL": "sqlite:///$OUT/fb-site/shop.sqlite", "VERBS": "$*",
+                         "DB_VERSION": "$OUT/fb-site/shop.sqlite"}}
+JSON
+}
+contract_cases() {
+    ROOT=$OUT/fb-site
+    local db=$ROOT/shop.sqlite sum backups
+    has_stock() { sqlite3 "$db" "SELECT count(*) FROM pragma_table_info('products') WHERE name = 'stock'"; }
+    mkdir -p "$ROOT"
+
+    step "contract: a program without pending or version: backed up and run every time, no schema recorded, saying so"
+    fallback_json pending apply version down irreversible >"$OUT/fb.json"
+    play fb r1 v1
+    fallback_json apply down irreversible >"$OUT/fb.json"
+    play fb r1 v1
+    expect_recap 'changed=[1-9]'
+    expect_output 'has no pending verb (migrate_verbs), so the expand migrations of r1 cannot be listed'
+    expect_output 'No schema version is recorded for r1: .* has no version verb (migrate_verbs), and without one a rollback to or from the release leaves the database as it is.'
+    [[ -s $ROOT/.cutover/backups/r1/expand.sqlite3 ]] || fail "no backup before the apply that could not be listed"
+
+    step "contract: redeploying an older release after a newer one keeps the schema it expects"
+    fallback_json pending apply version down irreversible >"$OUT/fb.json"
+    play fb r2 v2
+    [[ $(has_stock) == 1 ]] || fail "r2's migration did not run"
+    play fb r1 v1  # nothing pending, 0002 recorded before: kept, though the database's version is 0003
+    expect_recap 'changed=0'
+    local schemas
+    schemas=$(schema_of r1)/$(schema_of r2)
+    [[ $schemas == 0002-expand-seed-products/0003-expand-add-stock ]] ||
+        fail "r1/r2 recorded $schemas after a redeploy of r1 (r1 must keep 0002, not take the schema r2 made)"
+    switch r2
+
+    step "contract: rollback with a program without down: refused, saying why, nothing changed"
+    fallback_json pending apply version irreversible >"$OUT/fb.json"
+    sqlite3 "$db" "INSERT INTO products (id, name, price_cents) VALUES (7, 'Written by r2', 700)"
+    if rollback fb -e migrate_command=bin/limited -e rollback_to=r1; then fail "the rollback without down did not fail"; fi
+    expect_output 'would undo every migration of r2 after 0002-expand-seed-products (migrate_verbs has no down), which cannot be undone; nothing was changed'
+    expect_recap 'changed=0'
+    [[ $(current) == r2 ]] || fail "the refused rollback moved current to $(current)"
+    [[ $(has_stock) == 1 ]] || fail "the refused rollback changed the schema"
+
+    step "contract: without irreversible, forced: the backup is restored, saying what is lost"
+    fallback_json pending apply version down >"$OUT/fb.json"
+    rollback fb -e migrate_command=bin/limited -e rollback_to=r1 -e rollback_migrate_force=true
+    expect_recap 'failed=0'
+    expect_output "before the migrations of r2) instead of undoing every migration of r2 after 0002-expand-seed-products (migrate_verbs has no irreversible): whatever was written to the database since then is lost"
+    [[ $(current) == r1 ]] || fail "current is $(current), expected r1"
+    [[ $(has_stock) == 0 ]] || fail "the backup was not restored (stock is still there)"
+    [[ $(sqlite3 "$db" "SELECT count(*) FROM products WHERE id = 7") == 0 ]] || fail "the restore kept a row written since"
+
+    step "contract: bad input: an unknown verb, a user that does not exist: one sentence, nothing changed"
+    sum=$(sqlite3 "$db" .dump | md5sum)
+    backups=$(find "$ROOT/.cutover/backups" | sort)
+    if play fb r2 v2 -e '{"migrate_verbs": ["pending", "apply", "status"]}'; then fail "an unknown verb was taken"; fi
+    expect_output 'migrate_verbs must name verbs of pending, apply, version, down and irreversible, apply among them (it names pending, apply, status), so the migrations of r2 did not run and nothing was changed.'
+    if play fb r2 v2 -e migrate_user=no-such-user-it; then fail "a user that does not exist was taken"; fi
+    expect_output "migrate_user no-such-user-it is not a user of testhost, so $ROOT/releases/r2/bin/limited did not run for r2 and nothing was changed."
+    [[ $(sqlite3 "$db" .dump | md5sum) == "$sum" ]] || fail "the database changed"
+    [[ $(find "$ROOT/.cutover/backups" | sort) == "$backups" ]] || fail "a backup was taken"
+
+    step "contract: deploy --check lists the migrations a new release would run, and changes nothing"
+    # The program answers pending only (VERBS): anything else the check ran would fail it.
+    local before
+    before=$(cd "$ROOT" && find . -path ./.cutover/deploy.lock -prune -o -printf '%p %s %Y\n' | sort | md5sum)
+    ansible-playbook -i "$HERE/inventory.ini" cutover.web.deploy --check -e "@$OUT/fb.json" \
+        -e '{"deploy_root": "'"$ROOT"'", "deploy_src": "'"$OUT/src/v4"'", "deploy_release_id": "r4", "deploy_migrate": true,
+             "migrate_command": "bin/limited", "migrate_verbs": ["pending", "apply", "version", "down", "irreversible"]}' \
+        -e '{"migrate_environment": {"DATABASE_URL": "sqlite:///'"$db"'", "VERBS": "pending"}}' 2>&1 | tee "$OUT/last"
+    expect_recap 'failed=0'
+    expect_output '"0003-expand-add-stock"'
+    expect_output '"0004-contract-purge-drafts"'
+    [[ $(sqlite3 "$db" .dump | md5sum) == "$sum" ]] || fail "deploy --check changed the database"
+    [[ $(cd "$ROOT" && find . -path ./.cutover/deploy.lock -prune -o -printf '%p %s %Y\n' | sort | md5sum) == "$before" ]] ||
+        fail "deploy --check changed the deploy root"
+
+    step "contract: migrate_user runs the program; a set of two SQLite files, both restored after a failure"
+    useradd --system --no-create-home --shell /bin/sh cutover-mig-it
+    mkdir -p "$OUT/set-data"
+    for f in wiki l10n; do
+        sqlite3 "$OUT/set-data/$f.sqlite" "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('before')"
+    done
+    chown -R cutover-mig-it "$OUT/set-data"
+    cat >"$OUT/set.json" <<JSON
+{"root": "$OUT/set-site", "migrate_engine": "sqlite", "command": "bin/writer", "migrate_verbs": ["pending", "apply", "version"],
+ "migrate_user": "cutover-mig-it", "migrate_sqlite_path": ["$OUT/set-data/wiki.sqlite", "$OUT/set-data/l10n.sqlite"],
+ "migrate_environment": {"MARK": "$OUT/set-data/mark", "DBS": "$OUT/set-data/wiki.sqlite $OUT/set-data/l10n.sqlite",
+                         "FAIL": "on purpose"}}
+JSON
+    if play set r1 v1; then fail "the failing migration did not fail the play"; fi
+    expect_output "migration 0001-expand-mark failed: \*\*\*\*\*\*\*\*); the databases were restored from $OUT/set-site/.cutover/backups/r1/expand.sqlite3, $OUT/set-site/.cutover/backups/r1/expand.1.sqlite3."
+    [[ $(stat -c %U "$OUT/set-data/mark") == cutover-mig-it ]] ||
+        fail "the migration ran as $(stat -c %U "$OUT/set-data/mark"), not as migrate_user"
+    for f in wiki l10n; do
+        [[ $(sqlite3 "$OUT/set-data/$f.sqlite" "SELECT group_concat(v) FROM t") == before ]] ||
+            fail "$f.sqlite was not restored: $(sqlite3 "$OUT/set-data/$f.sqlite" "SELECT group_concat(v) FROM t")"
+        [[ $(stat -c %U "$OUT/set-data/$f.sqlite") == cutover-mig-it ]] || fail "the restore changed the owner of $f.sqlite"
+    done
+    [[ -s $OUT/set-site/.cutover/backups/r1/expand.sqlite3 && -s $OUT/set-site/.cutover/backups/r1/expand.1.sqlite3 ]] ||
+        fail "the two backups are not there: $(ls "$OUT/set-site/.cutover/backups/r1")"
+}
+contract_cases
 
 step "PostgreSQL"
 mkdir -p "$OUT/pg"
