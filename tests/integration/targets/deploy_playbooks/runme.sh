@@ -7,7 +7,10 @@ set -eu -o pipefail
 
 ROOT=/srv/cutover-it/site
 URL=http://127.0.0.1:18080
-SHARED='{"deploy_shared_dirs": ["public/media"]}'
+# public/media is shared; var/cache (the release's own, with a file the build makes there as root, as a
+# cache warm-up would) and public/media are writable for the web server user (write.php writes there).
+SHARED='{"deploy_shared_dirs": ["public/media"], "deploy_writable_dirs": ["var/cache", "public/media"],
+  "deploy_build_commands": ["mkdir -p var/cache/warm && echo warmed > var/cache/warm/compiled.php"]}'
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null
 source "$HERE/../setup_collection/collection.sh"
@@ -55,6 +58,13 @@ print(next((r["state"] for r in info["releases"] if r["id"] == sys.argv[1]), "mi
 }
 current() { basename "$(readlink "$ROOT/current")"; }
 release_count() { find "$ROOT/releases" -mindepth 1 -maxdepth 1 | wc -l; }
+tree_state() { # DIR: each entry's path, mode, owner, group and content (or link text), then every ACL
+    (cd "$1" && find . -print0 | sort -z | while IFS= read -r -d '' p; do
+        if [[ -L $p ]]; then echo "$p -> $(readlink "$p")"
+        elif [[ -f $p ]]; then echo "$p $(stat -c '%A %U %G' "$p") $(sha256sum <"$p")"
+        else echo "$p $(stat -c '%A %U %G' "$p")"; fi
+    done && getfacl -R -P -p -n . 2>/dev/null)
+}
 
 step "deploy v1"
 play deploy -e deploy_src="$HERE/files/v1" -e "$SHARED" -e deploy_probe_url=$URL/
@@ -62,6 +72,17 @@ expect_page index.php "page v1 part v1"
 expect_page asset.txt "asset v1"
 V1=$(current)
 [[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the deploy did not give the lock back"
+
+step "writable paths: PHP-FPM (www-data) writes into the release's own cache and the shared uploads"
+T0=$SECONDS
+expect_page "write.php?n=1" "wrote 1 in $V1"
+for f in "$ROOT/releases/$V1/var/cache/page-1.txt" "$ROOT/releases/$V1/var/cache/sub-1/deep.txt" \
+    "$ROOT/shared/public/media/upload-1.txt"; do
+    [[ $(stat -c %U "$f") == www-data ]] || fail "$f is owned by $(stat -c %U "$f"), not by www-data"
+done
+grep -q 'touched by 1' "$ROOT/releases/$V1/var/cache/warm/compiled.php" || fail "PHP could not write the build's file"
+V1_STATE=$(tree_state "$ROOT/releases/$V1")
+WRITABLE_SECONDS=$((SECONDS - T0))
 
 step "an upload survives the next deploys"
 echo "uploaded by a user" >"$ROOT/shared/public/media/upload.txt"
@@ -73,6 +94,18 @@ expect_page media/upload.txt "uploaded by a user"
 expect_page media/bundled-v1.txt "bundled with v1"
 V2=$(current)
 [[ $V2 != "$V1" ]] || fail "v2 did not make a new release"
+
+step "writable paths: v2 has a fresh cache of its own, v1 did not change"
+T0=$SECONDS
+[[ $(tree_state "$ROOT/releases/$V1") == "$V1_STATE" ]] ||
+    fail "deploying v2 changed v1: $(diff <(echo "$V1_STATE") <(tree_state "$ROOT/releases/$V1") | head -5)"
+[[ $(ls -A "$ROOT/releases/$V2/var/cache") == warm ]] || fail "v2's cache is not fresh: $(ls -A "$ROOT/releases/$V2/var/cache")"
+expect_page "write.php?n=2" "wrote 2 in $V2"
+[[ -f $ROOT/releases/$V2/var/cache/page-2.txt && ! -e $ROOT/releases/$V2/var/cache/page-1.txt ]] ||
+    fail "the caches of v1 and v2 are mixed"
+expect_page media/upload-1.txt "uploaded 1"
+[[ -z $(find "$ROOT" -perm -0002 ! -type l) ]] || fail "world-writable: $(find "$ROOT" -perm -0002 ! -type l | head -3)"
+WRITABLE_SECONDS=$((WRITABLE_SECONDS + SECONDS - T0))
 
 step "deploy v2 again: no change, no new release"
 count=$(release_count)
@@ -91,6 +124,28 @@ expect_output "(a new release from"
 [[ $(release_count) == "$count" ]] || fail "check mode made a release"
 [[ -z $(ls -A "$ROOT/.cutover/staging") ]] || fail "check mode left $(ls -A "$ROOT/.cutover/staging") in the staging area"
 expect_page index.php "page v2"
+
+step "writable paths: outside the release, through a symlink, an unknown user: refused, nothing changed"
+T0=$SECONDS
+mkdir -p "$OUT/outside"
+ln -s "$OUT/outside" "$ROOT/releases/$V2/var/linked"
+refused_state() { tree_state "$ROOT/releases"; tree_state "$ROOT/shared"; tree_state "$OUT/outside"; }
+before=$(refused_state)
+writable_paths() { # JSON ARGS: the module run on v2, expected to refuse
+    if ansible -i "$HERE/inventory.ini" testhost -m cutover.web.writable_paths \
+        -a '{"root": "'"$ROOT"'", "release": "'"$V2"'", "dirs": ["var/cache"], '"$1"'}' 2>&1 | tee "$OUT/last"; then
+        fail "writable_paths $1 was not refused"
+    fi
+}
+writable_paths '"user": "www-data", "files": ["../../../../outside/x"]'
+expect_output "The writable path '../../../../outside/x' must be a relative path inside the release $ROOT/releases/$V2, and it has"
+writable_paths '"user": "www-data", "dirs": ["var/cache", "var/linked/x"]'
+expect_output "The writable path 'var/linked/x' cannot be made writable because $ROOT/releases/$V2/var/linked is a symlink"
+writable_paths '"user": "no-such-user"'
+expect_output "The web server user 'no-such-user' does not exist on this host, so no path was made writable for it"
+[[ $(refused_state) == "$before" ]] || fail "a refusal changed something: $(diff <(echo "$before") <(refused_state) | head -5)"
+rm "$ROOT/releases/$V2/var/linked"
+echo "writable paths: $((WRITABLE_SECONDS + SECONDS - T0)) s of checks (and the writable step in each deploy)"
 
 step "rollback: v1 serves again at once, v2 is marked bad"
 play rollback
