@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import glob
 import http.client
 import json
 import os
@@ -193,6 +194,22 @@ def ansistrano_role(path):
     return path
 
 
+def mitogen_ansible(args, workdir):
+    """The playbooks run by the ansible-playbook of --mitogen VENV with its mitogen_linear strategy, or None."""
+    if not args.mitogen:
+        log('Mitogen columns skipped: no --mitogen VENV (a virtualenv with ansible-core and mitogen) given')
+        return None
+    found = glob.glob(os.path.join(args.mitogen, 'lib', 'python3*', 'site-packages', 'ansible_mitogen', 'plugins',
+                                   'strategy'))
+    if not found:
+        log('Mitogen columns skipped: %s has no ansible_mitogen (pip install mitogen into it)' % args.mitogen)
+        return None
+    os.makedirs(os.path.join(workdir, 'mitogen'))
+    mitogen = Ansible(os.path.join(workdir, 'mitogen'), args.mitogen, args.collections)
+    mitogen.env.update(ANSIBLE_STRATEGY_PLUGINS=found[0], ANSIBLE_STRATEGY='mitogen_linear')
+    return mitogen
+
+
 def apache_site(args):
     """The bench's vhost on this host's Apache, or None (with the reason logged)."""
     why = ('--no-apache given' if args.no_apache else 'not run as root' if os.geteuid() != 0
@@ -244,6 +261,8 @@ TITLES = {
     'floor': 'raw floor, rsync -a',
     'vhost': 'cutover.web playbook, cutover_apache_vhost: true',
     'ansistrano': 'ansistrano.deploy, rsync strategy',
+    'mitogen': 'cutover.web playbook under Mitogen (mitogen_linear)',
+    'mitogen_vhost': 'cutover.web playbook, cutover_apache_vhost: true, under Mitogen',
 }
 
 
@@ -280,6 +299,9 @@ def parse_args(argv):
                    'adds its rsync strategy as a column (skipped without it)')
     p.add_argument('--apache-port', type=int, default=18150, help='port of the vhost of the cutover_apache_vhost column')
     p.add_argument('--no-apache', action='store_true', help='leave out the cutover_apache_vhost column')
+    p.add_argument('--no-disk', action='store_true', help='leave out the disk use of five releases')
+    p.add_argument('--mitogen', metavar='VENV', help='a virtualenv with ansible-core and mitogen: adds the deploy '
+                   'playbook run by its ansible-playbook with the mitogen_linear strategy as columns (skipped without it)')
     p.add_argument('--methods', default=','.join(TITLES),
                    help='comma-separated columns to run (cut and floor always run: the targets need them)')
     return p.parse_args(argv)
@@ -291,7 +313,7 @@ def check_live(method, changer, expected):
             raise RuntimeError('%s: the changed file is not live after the deploy' % method.label)
 
 
-def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t, checks, role, site):
+def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t, checks, role, site, mitogen):
     """The timed repeats, interleaved, then the disk use of five releases per method; returns the latter."""
     for r in range(args.repeat):
         log('repeat %d/%d' % (r + 1, args.repeat))
@@ -308,8 +330,12 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
             'floor': lambda: Floor(os.path.join(workdir, 'floor.%d' % r)),
             'vhost': lambda: CutoverVhost(ansible, os.path.join(workdir, 'cutover-vhost.%d' % r), site),
             'ansistrano': lambda: Ansistrano(ansible, os.path.join(workdir, 'ansistrano.%d' % r), role, workdir),
+            'mitogen': lambda: Cutover(mitogen, os.path.join(workdir, 'mitogen.%d' % r)),
+            'mitogen_vhost': lambda: CutoverVhost(mitogen, os.path.join(workdir, 'mitogen-vhost.%d' % r), site),
         }
         methods = {key: makers[key]() for key in keys}
+        for key, method in methods.items():
+            method.label = TITLES[key]
         settle()
         for step in steps:
             expected = changer.change() if step == 'onefile' else None
@@ -332,7 +358,7 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
                                       % (r + 1, key, recap.get('changed')))
                 if expected is not None:
                     check_live(method, changer, expected)
-                if key == 'vhost':
+                if isinstance(method, CutoverVhost):
                     method.check_served()
                 log('  %-9s %-60s %.2fs' % (step, method.label, elapsed))
         cut = methods['cut']
@@ -343,8 +369,10 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
             checks.append('repeat %d: the rollback did not move current' % (r + 1))
         log('  rollback  %.2fs' % elapsed)
 
-    log('disk: five one-file-change releases per method')
     disk = {}
+    if args.no_disk:
+        return disk
+    log('disk: five one-file-change releases per method')
     for name, method in (('cutover', Cutover(ansible, os.path.join(workdir, 'disk-cutover'))),
                          ('floor', Floor(os.path.join(workdir, 'disk-floor')))) + (
             (('ansistrano', Ansistrano(ansible, os.path.join(workdir, 'disk-ansistrano'), role, workdir)),) if role else ()):
@@ -383,7 +411,7 @@ def main(argv=None):
         # contents too (rsync -c), and the playbook comparing size and mtime beside the plain floor;
         # then, when there are, the playbook with the Apache vhost and ansistrano.deploy.
         role = ansistrano_role(args.ansistrano) if 'ansistrano' in args.methods.split(',') else None
-        site = apache_site(args) if 'vhost' in args.methods.split(',') else None
+        site = apache_site(args) if {'vhost', 'mitogen_vhost'} & set(args.methods.split(',')) else None
         if site is not None:
             os.chmod(workdir, 0o755)  # Apache and PHP walk through it
         wanted = set(args.methods.split(',')) | {'cut', 'floor'}
@@ -391,6 +419,11 @@ def main(argv=None):
             wanted.discard('vhost')
         if not role:
             wanted.discard('ansistrano')
+        mitogen = mitogen_ansible(args, workdir) if wanted & {'mitogen', 'mitogen_vhost'} else None
+        if not mitogen:
+            wanted -= {'mitogen', 'mitogen_vhost'}
+        if not site:
+            wanted.discard('mitogen_vhost')
         keys = tuple(key for key in TITLES if key in wanted)
         steps = ('first', 'onefile', 'nochange')
         t = {k: [] for k in ('startup', 'fixed', 'rollback')}
@@ -400,10 +433,12 @@ def main(argv=None):
         log('warm-up: one untimed deploy')
         Cutover(ansible, os.path.join(workdir, 'warmup')).deploy(tiny)
         try:
-            disk = run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t, checks, role, site)
+            disk = run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t, checks, role, site,
+                       mitogen)
         finally:
             if site is not None:
                 site.remove()
+        log('seconds: %s' % json.dumps({'/'.join(k) if isinstance(k, tuple) else k: v for k, v in t.items()}))
         startup = med(t['startup'])
 
         def target(label, ours, floor_key):
@@ -437,6 +472,9 @@ def main(argv=None):
             lines += ['', 'cutover_apache_vhost column: the apache_vhost role (apache_vhost_php: %s, this server\'s mode) '
                       'with a vhost on port %d of this host\'s Apache, set up by the first deploy of each repeat; '
                       'nothing in the vhost changes after it.' % (site.php, site.port)]
+        if mitogen is not None:
+            lines += ['', 'Mitogen columns: the same playbook run by %s with the mitogen_linear strategy of %s.' % (
+                os.path.join(args.mitogen, 'bin', 'ansible-playbook'), mitogen.env['ANSIBLE_STRATEGY_PLUGINS'])]
         if role is None:
             lines += ['', 'ansistrano.deploy: not measured (no --ansistrano PATH).']
         else:
@@ -461,10 +499,15 @@ def main(argv=None):
             '| rollback under 3 s wall | %.2f s (max %.2f) | %s |' % (
                 med(t['rollback']), max(t['rollback']), 'PASS' if max(t['rollback']) < 3 else 'FAIL'),
         ]
+        for fast, slow in (('mitogen', 'cut'), ('mitogen_vhost', 'vhost')):
+            if fast in keys and slow in keys:
+                lines.append('| one-file redeploy, %s / %s (no target) | %.2f s / %.2f s = %.2fx | |' % (
+                    TITLES[fast], TITLES[slow], med(t[fast, 'onefile']), med(t[slow, 'onefile']),
+                    med(t[fast, 'onefile']) / med(t[slow, 'onefile'])))
         first, floor_first = med(t['cut', 'first']), med(t['floor', 'first'])
         lines.append('| first deploy <= 2 x raw floor (rsync -a) | %.2f s vs %.2f s = %.2fx | %s |' % (
             first, floor_first, first / floor_first, 'PASS' if first <= 2 * floor_first else 'FAIL'))
-        if site is not None:
+        if 'vhost' in keys:
             vhost, plain = med(t['vhost', 'onefile']), med(t['cut', 'onefile'])
             lines.append('| one-file redeploy: cutover_apache_vhost with nothing to change <= 0.5 s over the same deploy '
                          'without it | %.2f s - %.2f s = %+.2f s | %s |' % (
@@ -475,28 +518,29 @@ def main(argv=None):
                              med(t['floor', 'onefile']), startup, budget, vhost, 'PASS' if vhost <= budget else 'FAIL'))
         if role is not None:
             theirs = med(t['ansistrano', 'onefile'])
-            for key in ('vhost', 'cut'):
+            for key in ('vhost', 'cut', 'mitogen_vhost', 'mitogen'):
                 if key in keys:
                     mine = med(t[key, 'onefile'])
                     lines.append('| one-file redeploy, %s <= 0.25 x ansistrano.deploy | %.2f s / %.2f s = %.2fx | %s |' % (
                         TITLES[key], mine, theirs, mine / theirs, 'PASS' if mine <= 0.25 * theirs else 'FAIL'))
             lines.append('| first deploy, %s / ansistrano.deploy (no target) | %.2f s / %.2f s = %.2fx | |' % (
                 TITLES['cut'], first, med(t['ansistrano', 'first']), first / med(t['ansistrano', 'first'])))
-        for name, label in (('cutover', 'cutover.web'), ('floor', 'raw floor')):
+        for name, label in (('cutover', 'cutover.web'), ('floor', 'raw floor')) if disk else ():
             d = disk[name]
             ratio = d['rel_five']['total'] / float(d['rel_one']['total'])
             lines.append('| five releases <= 1.1 x one (releases/ only): %s | %s vs %s = %.3fx | %s |' % (
                 label, mib(d['rel_five']['total']), mib(d['rel_one']['total']), ratio, 'PASS' if ratio <= 1.1 else 'FAIL'))
-        whole = disk['cutover']['five']['total'] / float(disk['floor']['rel_one']['total'])
-        lines.append('| five releases <= 1.1 x one release: cutover.web whole root (with .cutover/: '
-                     'manifests, history) vs one raw release | %s vs %s = %.3fx | %s |' % (
-                         mib(disk['cutover']['five']['total']), mib(disk['floor']['rel_one']['total']), whole,
-                         'PASS' if whole <= 1.1 else 'FAIL'))
-        lines += ['', 'Disk detail (bytes allocated, each inode once; ansistrano\'s whole root holds its '
-                  'shared/.shared-copy):', '',
-                  '| | releases/, one | releases/, five | whole root, one | whole root, four | whole root, five | '
-                  'directories in five |',
-                  '| --- | --- | --- | --- | --- | --- | --- |']
+        whole = disk['cutover']['five']['total'] / float(disk['floor']['rel_one']['total']) if disk else None
+        if disk:
+            lines.append('| five releases <= 1.1 x one release: cutover.web whole root (with .cutover/: '
+                         'manifests, history) vs one raw release | %s vs %s = %.3fx | %s |' % (
+                             mib(disk['cutover']['five']['total']), mib(disk['floor']['rel_one']['total']), whole,
+                             'PASS' if whole <= 1.1 else 'FAIL'))
+            lines += ['', 'Disk detail (bytes allocated, each inode once; ansistrano\'s whole root holds its '
+                      'shared/.shared-copy):', '',
+                      '| | releases/, one | releases/, five | whole root, one | whole root, four | whole root, five | '
+                      'directories in five |',
+                      '| --- | --- | --- | --- | --- | --- | --- |']
         for name in sorted(disk):
             d = disk[name]
             lines.append('| %s | %s | %s | %s | %s | %s | %s |' % (
