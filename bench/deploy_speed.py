@@ -530,8 +530,8 @@ def main(argv=None):
             ratio = d['rel_five']['total'] / float(d['rel_one']['total'])
             lines.append('| five releases <= 1.1 x one (releases/ only): %s | %s vs %s = %.3fx | %s |' % (
                 label, mib(d['rel_five']['total']), mib(d['rel_one']['total']), ratio, 'PASS' if ratio <= 1.1 else 'FAIL'))
-        whole = disk['cutover']['five']['total'] / float(disk['floor']['rel_one']['total']) if disk else None
         if disk:
+            whole = disk['cutover']['five']['total'] / float(disk['floor']['rel_one']['total'])
             lines.append('| five releases <= 1.1 x one release: cutover.web whole root (with .cutover/: '
                          'manifests, history) vs one raw release | %s vs %s = %.3fx | %s |' % (
                              mib(disk['cutover']['five']['total']), mib(disk['floor']['rel_one']['total']), whole,
