@@ -3,11 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Time the whole deploy playbook against the raw rsync --link-dest + ``mv -T`` floor.
+"""Time the whole deploy playbook against the raw rsync --link-dest + ``mv -T`` floor and ansistrano.
 
 One command (after ``./dev setup``, which makes ``.venv`` and ``.work/collections``)::
 
     .venv/bin/python bench/deploy_speed.py [--files 20000 --size-mb 200 --repeat 3 --out bench/results/deploy_speed.md]
+        [--ansistrano /path/to/ansistrano-deploy] [--apache-port 18150 | --no-apache]
 
 On a generated site (the tree generator of ``bench/release_dir.py``), deploying from a directory
 on the controller to this host over a local connection, it times ``ansible-playbook
@@ -22,14 +23,33 @@ task) and the deploy playbook on a one-file site (every task of the deploy, no s
 work), and reports them separately. Finally it makes five one-file-change releases with each
 method and compares their disk use (hardlinked inodes counted once) with one release's.
 
-It checks what it times: after each deploy the changed file is live, a redeploy with nothing
-changed makes no release and reports ``changed=0``, and the rollback puts the previous release live.
+With ``--ansistrano PATH`` (a checkout of github.com/ansistrano/deploy, e.g. tag 4.4.0; its
+``ansible.posix.synchronize`` comes from the collections path), ansistrano.deploy is a column of
+its own in the same interleaved run: its rsync strategy (``ansistrano_deploy_via: rsync``: rsync
+into ``shared/.shared-copy``, then ``cp -a`` of it into the new release), keeping 5 releases as the
+deploy playbook does, no anonymous stats, the same site and local connection; its first deploy,
+its redeploy after the one-file change, and its disk use after four and five releases. Without
+the option that column is skipped, with a message.
+
+When run as root on a host with Apache (Debian's apache2), the deploy playbook also runs as
+users run it, ``cutover_apache_vhost: true`` with a vhost of the apache_vhost role on
+``--apache-port`` (PHP-FPM, the role's default), beside the same deploy without it; the vhost,
+its release pointer and its Listen line are removed at the end. Other runs that use this
+host's Apache must not run at the same time (e.g. ``flock /tmp/cutover-apache.lock`` around both).
+``--no-apache`` leaves that column out.
+
+It checks what it times: after each deploy the changed file is live (and, with the vhost, is what
+Apache serves), a redeploy with nothing changed makes no release and reports ``changed=0``, and the
+rollback puts the previous release live.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import glob
+import http.client
+import json
 import os
 import shlex
 import shutil
@@ -63,7 +83,7 @@ class Cutover(object):
 
     def deploy(self, src):
         return self.ansible.play('cutover.web.deploy', {'deploy_root': self.root, 'deploy_src': src,
-                                                        'deploy_keep': 10, 'deploy_checksum': self.checksum})
+                                                        'deploy_keep': 5, 'deploy_checksum': self.checksum})
 
     def rollback(self):
         return self.ansible.play('cutover.web.rollback', {'rollback_root': self.root})
@@ -73,6 +93,132 @@ class Cutover(object):
 
     def releases(self):
         return sorted(os.listdir(os.path.join(self.root, 'releases')))
+
+
+class CutoverVhost(Cutover):
+    """The deploy playbook as users run it: the apache_vhost role first (cutover_apache_vhost: true),
+    the deploy pointing that vhost at each new release (DocumentRoot, graceful restart)."""
+
+    def __init__(self, ansible, root, site):
+        super(CutoverVhost, self).__init__(ansible, root)
+        self.site = site
+        self.label = 'cutover.web deploy playbook, cutover_apache_vhost: true'
+
+    def deploy(self, src):
+        return self.ansible.play('cutover.web.deploy', dict(
+            self.site.vars(self.root), deploy_root=self.root, deploy_src=src, deploy_keep=5, cutover_apache_vhost=True))
+
+    def check_served(self):
+        """Apache answers with the release current points to (the role's X-Cutover-Release header)."""
+        served = self.site.served()
+        if served != os.path.basename(self.current_dir()):
+            raise RuntimeError('%s: Apache serves release %s, current is %s' % (self.label, served, self.current_dir()))
+
+
+class ApacheSite(object):
+    """One vhost of the apache_vhost role on this host's Apache, removed again by remove()."""
+
+    NAME = 'speed-bench'
+
+    def __init__(self, port):
+        self.port = port
+        # The server's PHP mode as it is: the bench does not switch it under other sites.
+        mpm = subprocess.run(['a2query', '-M'], stdout=subprocess.PIPE, check=False).stdout.decode().strip()
+        self.php = 'mod_php' if mpm == 'prefork' else 'fpm'
+
+    def vars(self, root):
+        return {'apache_vhost_name': self.NAME, 'apache_vhost_root': root, 'apache_vhost_port': self.port,
+                'apache_vhost_php': self.php}
+
+    def served(self):
+        c = http.client.HTTPConnection('127.0.0.1', self.port, timeout=10)
+        try:
+            c.request('HEAD', '/', headers={'Host': 'localhost'})
+            return c.getresponse().getheader('X-Cutover-Release')
+        finally:
+            c.close()
+
+    def remove(self):
+        """No vhost, release pointer or Listen line of the bench left; Apache restarted gracefully."""
+        conf = 'cutover-%s.conf' % self.NAME
+        for path in ('/etc/apache2/sites-enabled/' + conf, '/etc/apache2/sites-available/' + conf,
+                     '/etc/apache2/cutover/%s-release.conf' % self.NAME):
+            if os.path.lexists(path):
+                os.unlink(path)
+        with open('/etc/apache2/ports.conf') as f:
+            lines = f.readlines()
+        kept = [line for line in lines if ' '.join(line.split()) != 'Listen %d' % self.port]
+        if kept != lines:
+            with open('/etc/apache2/ports.conf', 'w') as f:
+                f.writelines(kept)
+        subprocess.run(['apache2ctl', 'graceful'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+class Ansistrano(object):
+    """ansistrano.deploy (a checkout of the role) with its rsync strategy: rsync into
+    shared/.shared-copy, cp -a of that into releases/<UTC time>, the current symlink, keep 5."""
+
+    def __init__(self, ansible, root, role, workdir):
+        self.ansible = ansible
+        self.root = root
+        self.label = 'ansistrano.deploy, rsync strategy'
+        self.playbook = os.path.join(workdir, 'ansistrano.yml')
+        if not os.path.exists(self.playbook):
+            with open(self.playbook, 'w') as f:
+                json.dump([{'hosts': 'bench', 'gather_facts': False, 'roles': [{'role': role}]}], f)
+
+    def deploy(self, src):
+        # Its release names are UTC seconds, taken in the play: a deploy here takes well over one.
+        return self.ansible.play(self.playbook, {
+            'ansistrano_deploy_from': src.rstrip('/') + '/', 'ansistrano_deploy_to': self.root,
+            'ansistrano_deploy_via': 'rsync', 'ansistrano_keep_releases': 5,
+            'ansistrano_allow_anonymous_stats': False})
+
+    def current_dir(self):
+        return os.path.realpath(os.path.join(self.root, 'current'))
+
+    def releases(self):
+        d = os.path.join(self.root, 'releases')
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def ansistrano_role(path):
+    """The checkout of ansistrano.deploy at path, or None (with the reason logged) when there is none."""
+    if not path:
+        log('ansistrano.deploy column skipped: no --ansistrano PATH (a checkout of github.com/ansistrano/deploy) given')
+        return None
+    path = os.path.abspath(path)
+    if not os.path.isfile(os.path.join(path, 'tasks', 'update-code', 'rsync.yml')):
+        log('ansistrano.deploy column skipped: %s is no ansistrano.deploy checkout (no tasks/update-code/rsync.yml)' % path)
+        return None
+    return path
+
+
+def mitogen_ansible(args, workdir):
+    """The playbooks run by the ansible-playbook of --mitogen VENV with its mitogen_linear strategy, or None."""
+    if not args.mitogen:
+        log('Mitogen columns skipped: no --mitogen VENV (a virtualenv with ansible-core and mitogen) given')
+        return None
+    found = glob.glob(os.path.join(args.mitogen, 'lib', 'python3*', 'site-packages', 'ansible_mitogen', 'plugins',
+                                   'strategy'))
+    if not found:
+        log('Mitogen columns skipped: %s has no ansible_mitogen (pip install mitogen into it)' % args.mitogen)
+        return None
+    os.makedirs(os.path.join(workdir, 'mitogen'))
+    mitogen = Ansible(os.path.join(workdir, 'mitogen'), args.mitogen, args.collections)
+    mitogen.env.update(ANSIBLE_STRATEGY_PLUGINS=found[0], ANSIBLE_STRATEGY='mitogen_linear')
+    return mitogen
+
+
+def apache_site(args):
+    """The bench's vhost on this host's Apache, or None (with the reason logged)."""
+    why = ('--no-apache given' if args.no_apache else 'not run as root' if os.geteuid() != 0
+           else 'no apache2ctl or a2query (Debian\'s apache2)' if not (shutil.which('apache2ctl') and shutil.which('a2query'))
+           else None)
+    if why:
+        log('cutover_apache_vhost column skipped: %s' % why)
+        return None
+    return ApacheSite(args.apache_port)
 
 
 class Floor(object):
@@ -108,6 +254,24 @@ class Floor(object):
         return os.path.realpath(os.path.join(self.root, 'current'))
 
 
+TITLES = {
+    'cut': 'cutover.web playbook (contents compared, the default)',
+    'floor_c': 'raw floor, rsync -a -c',
+    'quick': 'cutover.web playbook, deploy_checksum: false',
+    'floor': 'raw floor, rsync -a',
+    'vhost': 'cutover.web playbook, cutover_apache_vhost: true',
+    'ansistrano': 'ansistrano.deploy, rsync strategy',
+    'mitogen': 'cutover.web playbook under Mitogen (mitogen_linear)',
+    'mitogen_vhost': 'cutover.web playbook, cutover_apache_vhost: true, under Mitogen',
+}
+
+
+def git_describe(path):
+    out = subprocess.run(['git', '-C', path, 'describe', '--tags', '--always'], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, check=False).stdout.decode().strip()
+    return 'git describe: %s' % (out or '?')
+
+
 def med(xs):
     return statistics.median(xs) if xs else float('nan')
 
@@ -131,6 +295,15 @@ def parse_args(argv):
     p.add_argument('--collections', default=os.path.join(REPO, '.work', 'collections'),
                    help='collections path holding ansible.posix (./dev setup makes it)')
     p.add_argument('--keep', action='store_true', help='keep the work dir')
+    p.add_argument('--ansistrano', metavar='PATH', help='a checkout of ansistrano.deploy (e.g. tag 4.4.0): '
+                   'adds its rsync strategy as a column (skipped without it)')
+    p.add_argument('--apache-port', type=int, default=18150, help='port of the vhost of the cutover_apache_vhost column')
+    p.add_argument('--no-apache', action='store_true', help='leave out the cutover_apache_vhost column')
+    p.add_argument('--no-disk', action='store_true', help='leave out the disk use of five releases')
+    p.add_argument('--mitogen', metavar='VENV', help='a virtualenv with ansible-core and mitogen: adds the deploy '
+                   'playbook run by its ansible-playbook with the mitogen_linear strategy as columns (skipped without it)')
+    p.add_argument('--methods', default=','.join(TITLES),
+                   help='comma-separated columns to run (cut and floor always run: the targets need them)')
     return p.parse_args(argv)
 
 
@@ -138,6 +311,82 @@ def check_live(method, changer, expected):
     with open(os.path.join(method.current_dir(), changer.rel), 'rb') as f:
         if f.read() != expected:
             raise RuntimeError('%s: the changed file is not live after the deploy' % method.label)
+
+
+def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t, checks, role, site, mitogen):
+    """The timed repeats, interleaved, then the disk use of five releases per method; returns the latter."""
+    for r in range(args.repeat):
+        log('repeat %d/%d' % (r + 1, args.repeat))
+        t['startup'].append(ansible.play(ansible.trivial, {})[0])
+        small = Cutover(ansible, os.path.join(workdir, 'tiny-root.%d' % r))
+        small.deploy(tiny)
+        tiny_changer.change()
+        t['fixed'].append(small.deploy(tiny)[0])
+
+        makers = {
+            'cut': lambda: Cutover(ansible, os.path.join(workdir, 'cutover.%d' % r)),
+            'floor_c': lambda: Floor(os.path.join(workdir, 'floor-c.%d' % r), checksum=True),
+            'quick': lambda: Cutover(ansible, os.path.join(workdir, 'cutover-quick.%d' % r), checksum=False),
+            'floor': lambda: Floor(os.path.join(workdir, 'floor.%d' % r)),
+            'vhost': lambda: CutoverVhost(ansible, os.path.join(workdir, 'cutover-vhost.%d' % r), site),
+            'ansistrano': lambda: Ansistrano(ansible, os.path.join(workdir, 'ansistrano.%d' % r), role, workdir),
+            'mitogen': lambda: Cutover(mitogen, os.path.join(workdir, 'mitogen.%d' % r)),
+            'mitogen_vhost': lambda: CutoverVhost(mitogen, os.path.join(workdir, 'mitogen-vhost.%d' % r), site),
+        }
+        methods = {key: makers[key]() for key in keys}
+        for key, method in methods.items():
+            method.label = TITLES[key]
+        settle()
+        for step in steps:
+            expected = changer.change() if step == 'onefile' else None
+            # Rotate who goes first, and give all warm caches and no one else's writeback.
+            order = list(keys[r % len(keys):] + keys[:r % len(keys)])
+            for key in order:
+                method = methods[key]
+                if step == 'nochange' and key == 'ansistrano':
+                    continue  # it makes a release every time: the one-file case says what that costs
+                warm(src, read=True)
+                level()
+                before = method.releases() if step == 'nochange' and isinstance(method, Cutover) else None
+                elapsed, recap = method.deploy(src)
+                t[key, step].append(elapsed)
+                if before is not None:
+                    if method.releases() != before:
+                        checks.append('repeat %d: the unchanged redeploy (%s) made a release' % (r + 1, key))
+                    if recap.get('changed') != 0:
+                        checks.append('repeat %d: the unchanged redeploy (%s) reported changed=%s'
+                                      % (r + 1, key, recap.get('changed')))
+                if expected is not None:
+                    check_live(method, changer, expected)
+                if isinstance(method, CutoverVhost):
+                    method.check_served()
+                log('  %-9s %-60s %.2fs' % (step, method.label, elapsed))
+        cut = methods['cut']
+        previous = cut.current_dir()
+        elapsed, recap = cut.rollback()
+        t['rollback'].append(elapsed)
+        if cut.current_dir() == previous:
+            checks.append('repeat %d: the rollback did not move current' % (r + 1))
+        log('  rollback  %.2fs' % elapsed)
+
+    disk = {}
+    if args.no_disk:
+        return disk
+    log('disk: five one-file-change releases per method')
+    for name, method in (('cutover', Cutover(ansible, os.path.join(workdir, 'disk-cutover'))),
+                         ('floor', Floor(os.path.join(workdir, 'disk-floor')))) + (
+            (('ansistrano', Ansistrano(ansible, os.path.join(workdir, 'disk-ansistrano'), role, workdir)),) if role else ()):
+        releases = os.path.join(method.root, 'releases')
+        method.deploy(src)
+        one, rel_one = disk_usage(method.root), disk_usage(releases)
+        for i in range(4):
+            if i == 3:
+                four = disk_usage(method.root)
+            changer.change()
+            method.deploy(src)
+        disk[name] = {'one': one, 'four': four, 'five': disk_usage(method.root), 'rel_one': rel_one,
+                      'rel_five': disk_usage(releases)}
+    return disk
 
 
 def main(argv=None):
@@ -159,8 +408,23 @@ def main(argv=None):
         tiny_changer = Changer(tiny, 'public/index.php')
 
         # Four methods: the playbook as it comes (contents compared) beside the floor that compares
-        # contents too (rsync -c), and the playbook comparing size and mtime beside the plain floor.
-        keys = ('cut', 'floor_c', 'quick', 'floor')
+        # contents too (rsync -c), and the playbook comparing size and mtime beside the plain floor;
+        # then, when there are, the playbook with the Apache vhost and ansistrano.deploy.
+        role = ansistrano_role(args.ansistrano) if 'ansistrano' in args.methods.split(',') else None
+        site = apache_site(args) if {'vhost', 'mitogen_vhost'} & set(args.methods.split(',')) else None
+        if site is not None:
+            os.chmod(workdir, 0o755)  # Apache and PHP walk through it
+        wanted = set(args.methods.split(',')) | {'cut', 'floor'}
+        if not site:
+            wanted.discard('vhost')
+        if not role:
+            wanted.discard('ansistrano')
+        mitogen = mitogen_ansible(args, workdir) if wanted & {'mitogen', 'mitogen_vhost'} else None
+        if not mitogen:
+            wanted -= {'mitogen', 'mitogen_vhost'}
+        if not site:
+            wanted.discard('mitogen_vhost')
+        keys = tuple(key for key in TITLES if key in wanted)
         steps = ('first', 'onefile', 'nochange')
         t = {k: [] for k in ('startup', 'fixed', 'rollback')}
         t.update({(key, step): [] for key in keys for step in steps})
@@ -168,63 +432,13 @@ def main(argv=None):
 
         log('warm-up: one untimed deploy')
         Cutover(ansible, os.path.join(workdir, 'warmup')).deploy(tiny)
-
-        for r in range(args.repeat):
-            log('repeat %d/%d' % (r + 1, args.repeat))
-            t['startup'].append(ansible.play(ansible.trivial, {})[0])
-            small = Cutover(ansible, os.path.join(workdir, 'tiny-root.%d' % r))
-            small.deploy(tiny)
-            tiny_changer.change()
-            t['fixed'].append(small.deploy(tiny)[0])
-
-            methods = {
-                'cut': Cutover(ansible, os.path.join(workdir, 'cutover.%d' % r)),
-                'floor_c': Floor(os.path.join(workdir, 'floor-c.%d' % r), checksum=True),
-                'quick': Cutover(ansible, os.path.join(workdir, 'cutover-quick.%d' % r), checksum=False),
-                'floor': Floor(os.path.join(workdir, 'floor.%d' % r)),
-            }
-            settle()
-            for step in steps:
-                expected = changer.change() if step == 'onefile' else None
-                # Rotate who goes first, and give all warm caches and no one else's writeback.
-                order = list(keys[r % len(keys):] + keys[:r % len(keys)])
-                for key in order:
-                    method = methods[key]
-                    warm(src, read=True)
-                    level()
-                    before = method.releases() if step == 'nochange' and isinstance(method, Cutover) else None
-                    elapsed, recap = method.deploy(src)
-                    t[key, step].append(elapsed)
-                    if before is not None:
-                        if method.releases() != before:
-                            checks.append('repeat %d: the unchanged redeploy (%s) made a release' % (r + 1, key))
-                        if recap.get('changed') != 0:
-                            checks.append('repeat %d: the unchanged redeploy (%s) reported changed=%s'
-                                          % (r + 1, key, recap.get('changed')))
-                    if expected is not None:
-                        check_live(method, changer, expected)
-                    log('  %-9s %-60s %.2fs' % (step, method.label, elapsed))
-            cut = methods['cut']
-            previous = cut.current_dir()
-            elapsed, recap = cut.rollback()
-            t['rollback'].append(elapsed)
-            if cut.current_dir() == previous:
-                checks.append('repeat %d: the rollback did not move current' % (r + 1))
-            log('  rollback  %.2fs' % elapsed)
-
-        log('disk: five one-file-change releases per method')
-        disk = {}
-        for name, method in (('cutover', Cutover(ansible, os.path.join(workdir, 'disk-cutover'))),
-                             ('floor', Floor(os.path.join(workdir, 'disk-floor')))):
-            releases = os.path.join(method.root, 'releases')
-            method.deploy(src)
-            one, rel_one = disk_usage(method.root), disk_usage(releases)
-            for dummy_i in range(4):
-                changer.change()
-                method.deploy(src)
-            disk[name] = {'one': one, 'five': disk_usage(method.root), 'rel_one': rel_one,
-                          'rel_five': disk_usage(releases)}
-
+        try:
+            disk = run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t, checks, role, site,
+                       mitogen)
+        finally:
+            if site is not None:
+                site.remove()
+        log('seconds: %s' % json.dumps({'/'.join(k) if isinstance(k, tuple) else k: v for k, v in t.items()}))
         startup = med(t['startup'])
 
         def target(label, ours, floor_key):
@@ -244,16 +458,29 @@ def main(argv=None):
                 info['cpu'], info['nproc'], info['mem'], info['kernel'], info['fs'], info['rsync'], info['python']),
             '',
             'Site: %d files, %s, %d directories (seed %d). Deploy from a directory on the controller to this host '
-            '(local connection), no Apache vhost. Seconds, median (min-max) of %d repeats.' % (
+            '(local connection), keeping 5 releases; no Apache vhost but in the cutover_apache_vhost column. '
+            'Seconds, median (min-max) of %d repeats, the methods interleaved (who goes first rotates).' % (
                 tree['files'], mib(tree['bytes']), tree['dirs'], args.seed, args.repeat),
             '',
-            '| step | cutover.web playbook (contents compared, the default) | raw floor, rsync -a -c | '
-            'cutover.web playbook, deploy_checksum: false | raw floor, rsync -a |',
-            '| --- | --- | --- | --- | --- |',
+            '| step | %s |' % ' | '.join(TITLES[key] for key in keys),
+            '|%s' % (' --- |' * (len(keys) + 1)),
         ]
         for step, title in zip(steps, ('first deploy', 'redeploy, one file changed', 'redeploy, nothing changed')):
             lines.append('| %s | %s |' % (title, ' | '.join(cell(t[key, step]) for key in keys)))
-        lines.append('| rollback | %s | n/a | n/a | n/a |' % cell(t['rollback']))
+        lines.append('| rollback | %s |' % ' | '.join(cell(t['rollback']) if key == 'cut' else 'n/a' for key in keys))
+        if site is not None:
+            lines += ['', 'cutover_apache_vhost column: the apache_vhost role (apache_vhost_php: %s, this server\'s mode) '
+                      'with a vhost on port %d of this host\'s Apache, set up by the first deploy of each repeat; '
+                      'nothing in the vhost changes after it.' % (site.php, site.port)]
+        if mitogen is not None:
+            lines += ['', 'Mitogen columns: the same playbook run by %s with the mitogen_linear strategy of %s.' % (
+                os.path.join(args.mitogen, 'bin', 'ansible-playbook'), mitogen.env['ANSIBLE_STRATEGY_PLUGINS'])]
+        if role is None:
+            lines += ['', 'ansistrano.deploy: not measured (no --ansistrano PATH).']
+        else:
+            lines += ['', 'ansistrano.deploy: the checkout at %s (%s), ansistrano_deploy_via: rsync, '
+                      'ansistrano_keep_releases: 5, no anonymous stats; it makes a release on every deploy, so it has '
+                      'no unchanged redeploy.' % (role, git_describe(role))]
         lines += [
             '',
             'Fixed costs, reported separately: `ansible-playbook` of one debug task (start-up) %s s; the whole '
@@ -262,33 +489,63 @@ def main(argv=None):
             '',
             '| target | measured | result |',
             '| --- | --- | --- |',
-            target('contents compared (default), beside rsync -a -c', 'cut', 'floor_c'),
-            target('deploy_checksum: false, beside rsync -a', 'quick', 'floor'),
-            target('contents compared (default), beside rsync -a', 'cut', 'floor'),
+        ] + [target(label, ours, floor) for label, ours, floor in (
+            ('contents compared (default), beside rsync -a -c', 'cut', 'floor_c'),
+            ('deploy_checksum: false, beside rsync -a', 'quick', 'floor'),
+            ('contents compared (default), beside rsync -a', 'cut', 'floor')) if ours in keys and floor in keys] + [
             '| unchanged redeploy makes no release, changed=0 | %s | %s |' % (
                 'no release made' if not any('unchanged' in c for c in checks) else '; '.join(checks),
                 'PASS' if not any('unchanged' in c for c in checks) else 'FAIL'),
             '| rollback under 3 s wall | %.2f s (max %.2f) | %s |' % (
                 med(t['rollback']), max(t['rollback']), 'PASS' if max(t['rollback']) < 3 else 'FAIL'),
         ]
-        for name, label in (('cutover', 'cutover.web'), ('floor', 'raw floor')):
+        for fast, slow in (('mitogen', 'cut'), ('mitogen_vhost', 'vhost')):
+            if fast in keys and slow in keys:
+                lines.append('| one-file redeploy, %s / %s (no target) | %.2f s / %.2f s = %.2fx | |' % (
+                    TITLES[fast], TITLES[slow], med(t[fast, 'onefile']), med(t[slow, 'onefile']),
+                    med(t[fast, 'onefile']) / med(t[slow, 'onefile'])))
+        first, floor_first = med(t['cut', 'first']), med(t['floor', 'first'])
+        lines.append('| first deploy <= 2 x raw floor (rsync -a) | %.2f s vs %.2f s = %.2fx | %s |' % (
+            first, floor_first, first / floor_first, 'PASS' if first <= 2 * floor_first else 'FAIL'))
+        if 'vhost' in keys:
+            vhost, plain = med(t['vhost', 'onefile']), med(t['cut', 'onefile'])
+            lines.append('| one-file redeploy: cutover_apache_vhost with nothing to change <= 0.5 s over the same deploy '
+                         'without it | %.2f s - %.2f s = %+.2f s | %s |' % (
+                             vhost, plain, vhost - plain, 'PASS' if vhost - plain <= 0.5 else 'FAIL'))
+            budget = med(t['floor', 'onefile']) + startup + 1.5
+            lines.append('| one-file redeploy with cutover_apache_vhost <= raw floor + ansible-playbook start-up + 1.5 s '
+                         '(%.2f + %.2f + 1.5 = %.2f s) | %.2f s | %s |' % (
+                             med(t['floor', 'onefile']), startup, budget, vhost, 'PASS' if vhost <= budget else 'FAIL'))
+        if role is not None:
+            theirs = med(t['ansistrano', 'onefile'])
+            for key in ('vhost', 'cut', 'mitogen_vhost', 'mitogen'):
+                if key in keys:
+                    mine = med(t[key, 'onefile'])
+                    lines.append('| one-file redeploy, %s <= 0.25 x ansistrano.deploy | %.2f s / %.2f s = %.2fx | %s |' % (
+                        TITLES[key], mine, theirs, mine / theirs, 'PASS' if mine <= 0.25 * theirs else 'FAIL'))
+            lines.append('| first deploy, %s / ansistrano.deploy (no target) | %.2f s / %.2f s = %.2fx | |' % (
+                TITLES['cut'], first, med(t['ansistrano', 'first']), first / med(t['ansistrano', 'first'])))
+        for name, label in (('cutover', 'cutover.web'), ('floor', 'raw floor')) if disk else ():
             d = disk[name]
             ratio = d['rel_five']['total'] / float(d['rel_one']['total'])
             lines.append('| five releases <= 1.1 x one (releases/ only): %s | %s vs %s = %.3fx | %s |' % (
                 label, mib(d['rel_five']['total']), mib(d['rel_one']['total']), ratio, 'PASS' if ratio <= 1.1 else 'FAIL'))
-        whole = disk['cutover']['five']['total'] / float(disk['floor']['rel_one']['total'])
-        lines.append('| five releases <= 1.1 x one release: cutover.web whole root (with .cutover/: '
-                     'manifests, history) vs one raw release | %s vs %s = %.3fx | %s |' % (
-                         mib(disk['cutover']['five']['total']), mib(disk['floor']['rel_one']['total']), whole,
-                         'PASS' if whole <= 1.1 else 'FAIL'))
-        lines += ['', 'Disk detail (bytes allocated, each inode once):', '',
-                  '| | releases/, one | releases/, five | whole root, one | whole root, five | directories in five |',
-                  '| --- | --- | --- | --- | --- | --- |']
-        for name in ('cutover', 'floor'):
+        if disk:
+            whole = disk['cutover']['five']['total'] / float(disk['floor']['rel_one']['total'])
+            lines.append('| five releases <= 1.1 x one release: cutover.web whole root (with .cutover/: '
+                         'manifests, history) vs one raw release | %s vs %s = %.3fx | %s |' % (
+                             mib(disk['cutover']['five']['total']), mib(disk['floor']['rel_one']['total']), whole,
+                             'PASS' if whole <= 1.1 else 'FAIL'))
+            lines += ['', 'Disk detail (bytes allocated, each inode once; ansistrano\'s whole root holds its '
+                      'shared/.shared-copy):', '',
+                      '| | releases/, one | releases/, five | whole root, one | whole root, four | whole root, five | '
+                      'directories in five |',
+                      '| --- | --- | --- | --- | --- | --- | --- |']
+        for name in sorted(disk):
             d = disk[name]
-            lines.append('| %s | %s | %s | %s | %s | %s |' % (
+            lines.append('| %s | %s | %s | %s | %s | %s | %s |' % (
                 name, mib(d['rel_one']['total']), mib(d['rel_five']['total']), mib(d['one']['total']),
-                mib(d['five']['total']), mib(d['rel_five']['dirs'])))
+                mib(d['four']['total']), mib(d['five']['total']), mib(d['rel_five']['dirs'])))
         if checks:
             lines += ['', 'Checks that failed:', ''] + ['- ' + c for c in checks]
         report = '\n'.join(lines) + '\n'
