@@ -36,6 +36,10 @@ Methods (the manual ones are the shell commands people use today):
   symlink-reload       the same, then PHP reloaded: service php-fpm reload, or apachectl graceful for mod_php
   symlink-opcache-reset  the same, then opcache_reset() + clearstatcache(true) requested through the site
   cutover-keep-opcache   cutover with apache_vhost_opcache_reset: false (no OPcache reset after a switch)
+  cutover-build          cutover with a build step that rewrites in place (file_put_contents, chmod) a file the
+                         release shares with the live one (deploy_build_isolated: true, the default); the files
+                         of every other release are hashed before and after each deploy and rollback
+  build-unisolated       the same with deploy_build_isolated: false, to show what those checks catch
 The symlink methods prune to three releases, as cutover.web does. A manual rollback puts the
 previous version back with the same method.
 
@@ -61,6 +65,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import hashlib
 import http.client
 import json
 import os
@@ -232,6 +237,10 @@ class Method(object):
 
     def rollback(self, n):
         self.deploy(n)
+
+    def extra_results(self):
+        """What a method measures beyond the load's counts (added to its row of results)."""
+        return {}
 
 
 class MvMv(Method):
@@ -426,6 +435,115 @@ def mod_php_ini():
 CLASSES = {'cutover': Cutover, 'cutover-keep-opcache': CutoverKeepOpcache, 'mv-mv': MvMv, 'rm-ln': RmLn, 'rsync-delete': RsyncDelete,
            'rsync-delay-updates': RsyncDelayUpdates, 'symlink': Symlink, 'symlink-reload': SymlinkReload,
            'symlink-opcache-reset': SymlinkOpcacheReset}
+
+
+# --- a build step that rewrites a shipped file in place (#13 item 2) ---------------------
+
+GEN = 'lib/gen.php'
+
+
+def release_files(root):
+    """Every entry of every release under root: {release: {path: (sha256 or link text, mode, uid, gid)}}."""
+    out = {}
+    releases = os.path.join(root, 'releases')
+    for rel in sorted(os.listdir(releases)) if os.path.isdir(releases) else []:
+        top = os.path.join(releases, rel)
+        files = out[rel] = {}
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in dirnames + filenames:
+                path = os.path.join(dirpath, name)
+                st = os.lstat(path)
+                if os.path.islink(path):
+                    what = 'link ' + os.readlink(path)
+                elif os.path.isfile(path):
+                    with open(path, 'rb') as f:
+                        what = hashlib.sha256(f.read()).hexdigest()
+                else:
+                    what = 'dir'
+                files[os.path.relpath(path, top)] = (what, oct(st.st_mode), st.st_uid, st.st_gid)
+    return out
+
+
+class _PlayWith(object):
+    """The bench's Ansible runner, giving the deploy playbook some more variables."""
+
+    def __init__(self, ansible, more):
+        self.ansible = ansible
+        self.more = more
+
+    def play(self, playbook, extra):
+        return self.ansible.play(playbook, dict(extra, **self.more()) if playbook == 'cutover.web.deploy' else extra)
+
+
+class CutoverBuild(Cutover):
+    """cutover with a build step that rewrites, in place, a file the new release shares with the live one.
+
+    The page includes lib/gen.php (through lib/c.php). Each release ships it exactly as the live
+    release holds it (content, mode and time, as a generated file committed with the code would be),
+    so the push hardlinks it to the live release's; the build of release n rewrites it with PHP's
+    file_put_contents to say gen=v<n>, chmods it (0444 and 0644 in turn) and takes 2.5 s more. With
+    deploy_build_isolated (the default), no response may show gen=v<n> beside another release's
+    parts (MIXED) or before the switch (STALE), and no file of any other release may change: every
+    entry of every release (sha256, mode, owner) is compared before and after each deploy and rollback."""
+
+    isolated = True
+
+    def __init__(self, *a):
+        super(CutoverBuild, self).__init__(*a)
+        self.ansible = _PlayWith(self.ansible, self.build_vars)
+        self.building = 0
+        self.changed = []  # (operation, release, path, before, after)
+
+    def build_vars(self):
+        n = self.building
+        gen = '<?php \\$parts[] = \\"gen=v%d\\";\\n' % n
+        return {'deploy_build_isolated': self.isolated, 'deploy_build_commands': [
+            "php -r 'file_put_contents(\"%s\", \"%s\");'" % (GEN, gen),
+            'chmod %s %s' % ('0444' if n % 2 else '0644', GEN),
+            'sleep 2.5']}
+
+    def src(self, n):
+        path = os.path.join(self.sources, self.name, 'v%d' % n)
+        if not os.path.isdir(path):
+            write_version(path, n, self.pause_us, self.fill)
+            with open(os.path.join(path, 'lib', 'c.php'), 'a') as f:
+                f.write("require __DIR__ . '/gen.php';\n")
+        live = os.path.join(self.root, 'current', GEN)
+        if os.path.exists(live):
+            shutil.copy2(live, os.path.join(path, GEN))
+        else:
+            with open(os.path.join(path, GEN), 'w') as f:
+                f.write('<?php\n// made by the build\n')
+        return path
+
+    def checked(self, what, op, n):
+        before = release_files(self.root)
+        op(n)
+        after = release_files(self.root)
+        for rel, files in before.items():
+            for path in sorted(set(files) | set(after.get(rel, files))):
+                if rel in after and files.get(path) != after[rel].get(path):
+                    self.changed.append((what, rel, path, files.get(path), after[rel].get(path)))
+
+    def deploy(self, n):
+        self.building = n
+        self.checked('deploy v%d' % n, super(CutoverBuild, self).deploy, n)
+
+    def rollback(self, n):
+        self.checked('rollback to v%d' % n, super(CutoverBuild, self).rollback, n)
+
+    def extra_results(self):
+        return {'releases_changed': len(self.changed), 'releases_changed_examples': [list(c) for c in self.changed[:5]]}
+
+
+class BuildUnisolated(CutoverBuild):
+    """The same with deploy_build_isolated: false, to show what the check catches."""
+
+    isolated = False
+
+
+METHODS += ['cutover-build', 'build-unisolated']
+CLASSES.update({'cutover-build': CutoverBuild, 'build-unisolated': BuildUnisolated})
 
 
 # --- load -------------------------------------------------------------------------------
@@ -824,7 +942,7 @@ def main(argv=None):
             methods = []
             for name, port in zip(args.methods, ports):
                 root = os.path.join(args.workdir, php, name)
-                if name in ('cutover', 'cutover-keep-opcache'):
+                if issubclass(CLASSES[name], Cutover):
                     methods.append(CLASSES[name](name, root, port, sources, pause_us, ansible, php))
                 else:
                     methods.append(CLASSES[name](name, root, port, sources, pause_us))
@@ -839,6 +957,7 @@ def main(argv=None):
                     fpm.start()
                 r = run_method(m, args)
                 r['php'] = php
+                r.update(m.extra_results())
                 results.append(r)
                 log(json.dumps(r))
             if Method.fpm is not None:
@@ -861,7 +980,7 @@ def main(argv=None):
     if args.expect_zero:
         bad = [r for r in results if r['method'].startswith('cutover') and (
             r['non_2xx'] or r['connection_errors'] or r['mixed'] or r['stale'] or r['uploads_lost']
-            or r['upload_failures'])]
+            or r['upload_failures'] or r.get('releases_changed'))]
         if bad:
             sys.exit('cutover.web was not zero-downtime: %s' % json.dumps(bad))
 
@@ -888,7 +1007,21 @@ def render(args, info, started, results):
            else "PHP's own settings, %d filler scripts per release" % args.filler),
         '',
         opcache_table(results),
-    ])
+    ] + build_table(results))
+
+
+def build_table(results):
+    """The build-step methods: files of other releases changed by a deploy or a rollback."""
+    rows = [r for r in results if 'releases_changed' in r]
+    if not rows:
+        return []
+    lines = ['', 'Build steps that rewrite a shipped file in place (%s): entries of other releases (sha256, mode, owner) '
+             'that a deploy or rollback changed.' % GEN, '',
+             '| PHP | method | entries of other releases changed | first of them |', '| --- | --- | --- | --- |']
+    for r in rows:
+        first = '; '.join('%s: %s %s' % (c[0], c[1], c[2]) for c in r['releases_changed_examples'][:2])
+        lines.append('| %s | %s | %d | %s |' % (r['php'], r['method'], r['releases_changed'], first or '-'))
+    return lines
 
 
 if __name__ == '__main__':
