@@ -13,7 +13,7 @@ short_description: Turn a site's maintenance window on or off
 version_added: 0.1.0
 description:
   - The window is one file, C(<root>/maintenance.html), that is both the flag and the page. The vhost written
-    by the P(cutover.web.apache_vhost#role) role tests for it on every request: while it exists, every client
+    by the P(cutover.web.apache_vhost#role) role tests for it on every request; while it exists, every client
     not on the vhost's allow-list (O(ignore:apache_vhost_maintenance_allow)) is answered C(503 Service
     Unavailable) with a C(Retry-After) header and this page; allow-listed clients see the site as usual.
   - Turning it on writes the page beside its place and renames it in; turning it off removes it. Each is one
@@ -56,8 +56,7 @@ attributes:
   idempotent:
     support: full
 seealso:
-  - role: cutover.web.apache_vhost
-  - role: cutover.web.deploy
+  - module: cutover.web.release_info
 """
 
 EXAMPLES = r"""

@@ -94,7 +94,7 @@ def test_refuses_a_symlinked_page_source(site, tmp_path):
 
 @pytest.mark.parametrize('make, message', [
     (lambda p: None, 'No such file or directory'),
-    (lambda p: os.mkdir(p), 'is not a regular file'),
+    (os.mkdir, 'is not a regular file'),
     (lambda p: open(p, 'wb').write(b'x' * (MAX_PAGE_BYTES + 1)), 'is larger than'),
     (lambda p: open(p, 'wb').write(b' \n'), 'is empty'),
 ])
