@@ -36,10 +36,17 @@ Methods (the manual ones are the shell commands people use today):
   symlink-reload       the same, then PHP reloaded: service php-fpm reload, or apachectl graceful for mod_php
   symlink-opcache-reset  the same, then opcache_reset() + clearstatcache(true) requested through the site
   cutover-keep-opcache   cutover with apache_vhost_opcache_reset: false (no OPcache reset after a switch)
+<<<<<<< HEAD
   cutover-build          cutover with a build step that rewrites in place (file_put_contents, chmod) a file the
                          release shares with the live one (deploy_build_isolated: true, the default); the files
                          of every other release are hashed before and after each deploy and rollback
   build-unisolated       the same with deploy_build_isolated: false, to show what those checks catch
+=======
+  cutover-maintenance    cutover with a slow migration (--migration-seconds) run in a maintenance window
+                       (deploy_maintenance): the window's 503s are expected, and checked instead (each inside
+                       a deploy, each with Retry-After), and one more reader from 127.0.0.2, on the vhost's
+                       allow-list, must get 200 throughout; the window's length is reported
+>>>>>>> maint
 The symlink methods prune to three releases, as cutover.web does. A manual rollback puts the
 previous version back with the same method.
 
@@ -375,6 +382,97 @@ class CutoverKeepOpcache(Cutover):
     opcache_reset = False
 
 
+MIGRATE = """#!/bin/sh
+# The five verbs for one slow expand migration per release; applied ones are files in $MIGRATIONS.
+set -eu
+id=$(cat migration-id)
+mkdir -p "$MIGRATIONS"
+case $1 in
+pending) if [ "$2" = expand ] && [ ! -e "$MIGRATIONS/$id" ]; then echo "$id"; fi ;;
+apply) if [ "$2" = expand ]; then sleep "$MIGRATION_SECONDS"; touch "$MIGRATIONS/$id"; fi ;;
+version) ls "$MIGRATIONS" | sort | tail -n 1 ;;
+esac
+"""
+ALLOWED_CLIENT = '127.0.0.2'
+
+
+class CutoverMaintenance(Cutover):
+    """cutover.web with a slow migration in a maintenance window (deploy_maintenance), the readers of the load
+    outside the vhost's allow-list and one more reader (from ALLOWED_CLIENT) on it."""
+
+    allowed_clients = 1
+    migration_seconds = 2.0
+
+    def __init__(self, *args):
+        super(CutoverMaintenance, self).__init__(*args)
+        self.sources = self.sources + '-maintenance'
+
+    def src(self, n):
+        path = os.path.join(self.sources, 'v%d' % n)
+        if not os.path.isdir(path):
+            super(CutoverMaintenance, self).src(n)
+            os.makedirs(os.path.join(path, 'bin'))
+            with open(os.path.join(path, 'bin', 'migrate'), 'w') as f:
+                f.write(MIGRATE)
+            os.chmod(os.path.join(path, 'bin', 'migrate'), 0o755)
+            with open(os.path.join(path, 'migration-id'), 'w') as f:
+                f.write('%04d\n' % n)
+        return path
+
+    def vhost(self):
+        return dict(super(CutoverMaintenance, self).vhost(), apache_vhost_maintenance_allow=[ALLOWED_CLIENT])
+
+    def deploy(self, n):
+        extra = dict(self.vhost(), cutover_apache_vhost=True, apache_vhost_php=self.php,
+                     deploy_root=self.root, deploy_src=self.src(n), deploy_keep=KEEP,
+                     deploy_shared_dirs=['public/media'], deploy_shared_owner='www-data',
+                     deploy_shared_group='www-data', deploy_maintenance=True,
+                     deploy_migrate=True, migrate_command='bin/migrate', migrate_engine='none',
+                     migrate_environment={'MIGRATIONS': self.root + '.migrations',
+                                          'MIGRATION_SECONDS': str(self.migration_seconds)})
+        self.ansible.play('cutover.web.deploy', extra)
+
+
+def maintenance_report(load, ops):
+    """The maintenance windows as clients saw them: each deploy's first to last 503, the 503s outside a deploy
+    or without Retry-After, and what the allow-listed reader was answered."""
+    windows = []
+    inside = 0
+    for op_start, op_done, before, after, kind in ops:
+        seen = [(start, end) for start, end, retry in load.unavailable if op_start <= start and end <= op_done]
+        inside += len(seen)
+        if kind == 'deploy':
+            windows.append(round(max(e for s, e in seen) - min(s for s, e in seen), 2) if seen else 0.0)
+    allowed = collections.Counter(str(r[3]) for r in load.allowed_records)
+    return {'windows_s': windows, 'unavailable': len(load.unavailable),
+            'outside_a_deploy': len(load.unavailable) - inside,
+            'without_retry_after': sum(1 for start, end, retry in load.unavailable if not retry),
+            'allowed_requests': len(load.allowed_records),
+            'allowed_non_2xx': dict((k, v) for k, v in allowed.items() if not k.startswith('2'))}
+
+
+def maintenance_faults(r):
+    """What --expect-zero refuses of the maintenance case: any fault but the window's own 503s."""
+    m = r['maintenance']
+    return (set(r['non_2xx']) - {'503'} or r['connection_errors'] or r['mixed'] or r['stale'] or r['uploads_lost']
+            or set(r['upload_failures']) - {'503'} or m['outside_a_deploy'] or m['without_retry_after']
+            or m['allowed_non_2xx'] or not m['allowed_requests'] or not all(m['windows_s']))
+
+
+def maintenance_table(results):
+    lines = ['| PHP | deploys | window s per deploy (first to last 503) | 503 answers | outside a deploy | without '
+             'Retry-After | allow-listed requests | allow-listed non-2xx |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+    for r in results:
+        m = r.get('maintenance')
+        if m:
+            lines.append('| %s | %d | %s | %d | %d | %d | %d | %s |' % (
+                r['php'], r['deploys'], ', '.join('%.1f' % w for w in m['windows_s']), m['unavailable'],
+                m['outside_a_deploy'], m['without_retry_after'], m['allowed_requests'],
+                cell_counts(m['allowed_non_2xx'])))
+    return '\n'.join(lines)
+
+
 class BenchFpm(object):
     """A PHP-FPM master of the bench's own (pool user www-data, socket in the workdir) with a small OPcache."""
 
@@ -435,6 +533,8 @@ def mod_php_ini():
 CLASSES = {'cutover': Cutover, 'cutover-keep-opcache': CutoverKeepOpcache, 'mv-mv': MvMv, 'rm-ln': RmLn, 'rsync-delete': RsyncDelete,
            'rsync-delay-updates': RsyncDelayUpdates, 'symlink': Symlink, 'symlink-reload': SymlinkReload,
            'symlink-opcache-reset': SymlinkOpcacheReset}
+METHODS.append('cutover-maintenance')
+CLASSES['cutover-maintenance'] = CutoverMaintenance
 
 
 # --- a build step that rewrites a shipped file in place (#13 item 2) ---------------------
@@ -554,9 +654,12 @@ RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeErr
 class Load(object):
     """Keep-alive readers and one uploader against 127.0.0.1:port, recording every response."""
 
-    def __init__(self, port, clients, think, upload_every):
+    def __init__(self, port, clients, think, upload_every, allowed=0):
         self.port = port
         self.clients = clients
+        self.allowed = allowed  # more readers, from ALLOWED_CLIENT (the maintenance window's allow-list)
+        self.allowed_records = []
+        self.unavailable = []   # (start, end, Retry-After) of every 503 a reader got
         self.think = think
         self.upload_every = upload_every
         self.stop = threading.Event()
@@ -569,7 +672,7 @@ class Load(object):
         self.threads = []
 
     def start(self):
-        for i in range(self.clients):
+        for i in range(self.clients + self.allowed):
             self.threads.append(threading.Thread(target=self.reader, args=(i,), daemon=True))
         self.threads.append(threading.Thread(target=self.uploader, daemon=True))
         for t in self.threads:
@@ -580,23 +683,27 @@ class Load(object):
         for t in self.threads:
             t.join(30)
 
-    def connect(self):
-        return http.client.HTTPConnection('127.0.0.1', self.port, timeout=30)
+    def connect(self, source=None):
+        return http.client.HTTPConnection('127.0.0.1', self.port, timeout=30,
+                                          source_address=(source, 0) if source else None)
 
     def reader(self, i):
         conn, used, k = None, False, i
+        source = ALLOWED_CLIENT if i >= self.clients else None
+        retry = None
         while not self.stop.is_set():
             path = PATHS[k % len(PATHS)]
             k += 1
             start = time.time()
             for attempt in (1, 2):
                 if conn is None:
-                    conn, used = self.connect(), False
+                    conn, used = self.connect(source), False
                 try:
                     conn.request('GET', path)
                     resp = conn.getresponse()
                     body = resp.read().decode('utf-8', 'replace')
                     status = resp.status
+                    retry = resp.getheader('Retry-After')
                     used = True
                     if resp.will_close:
                         conn.close()
@@ -621,8 +728,12 @@ class Load(object):
             with self.lock:
                 if body is None:
                     self.errors[status] += 1
+                elif source:
+                    self.allowed_records.append((start, end, path, status, versions))
                 else:
                     self.records.append((start, end, path, status, versions))
+                if status == 503:
+                    self.unavailable.append((start, end, retry))
             if self.think:
                 self.stop.wait(self.think)
         if conn is not None:
@@ -770,7 +881,8 @@ def run_method(method, args):
             f.write(blob)
     sh('chown -R www-data:www-data %s/.' % shlex.quote(media))
     time.sleep(args.settle)
-    load = Load(method.port, args.clients, args.think_ms / 1000.0, args.upload_every)
+    load = Load(method.port, args.clients, args.think_ms / 1000.0, args.upload_every,
+                allowed=getattr(method, 'allowed_clients', 0))
     load.start()
     time.sleep(args.settle)
     opcache = [opcache_status(method.port)]
@@ -806,7 +918,8 @@ def run_method(method, args):
     time.sleep(0.5)
     lost = [u for u in seeded + load.uploads if not os.path.exists(os.path.join(media, u))]
     counts, statuses, examples = judge(load.records, [o[:4] for o in ops], 1)
-    return {
+    extra = {'maintenance': maintenance_report(load, ops)} if getattr(method, 'allowed_clients', 0) else {}
+    return dict(extra, **{
         'method': method.name, 'deploys': deploys, 'rollbacks': rollbacks, 'seconds': round(elapsed, 1),
         'requests': counts['requests'] + sum(load.errors.values()), 'non_2xx': dict((str(k), v) for k, v in statuses.items()),
         'connection_errors': dict(load.errors), 'keepalive_retries': load.retries,
@@ -817,7 +930,7 @@ def run_method(method, args):
         'opcache': opcache, 'page_ms': page_ms(load.records),
         'page_ms_after_op': [page_ms(load.records, o[1], ops[i + 1][0] if i + 1 < len(ops) else float('inf'))[0]
                              for i, o in enumerate(ops)],
-    }
+    })
 
 
 def opcache_status(port):
@@ -894,6 +1007,8 @@ def parse_args(argv):
                         'restarted for each method; mod_php a conf.d file); 0 keeps PHP\'s own settings')
     p.add_argument('--filler', type=int, default=0,
                    help='PHP files (about 52 KiB of OPcache each) every release\'s page includes, to fill OPcache')
+    p.add_argument('--migration-seconds', type=float, default=2.0,
+                   help='how long the migration of each deploy of cutover-maintenance takes (in its window)')
     p.add_argument('--port', type=int, default=18091, help='first port of the sites (one per method)')
     p.add_argument('--workdir', default='/var/tmp/cutover-zero-downtime')
     p.add_argument('--venv', default=os.path.join(REPO, '.venv'))
@@ -931,6 +1046,7 @@ def main(argv=None):
     started = datetime.datetime.now(datetime.timezone.utc)
     results = []
     Method.fill = args.filler
+    CutoverMaintenance.migration_seconds = args.migration_seconds
     fpm = BenchFpm(args.workdir, args.opcache_mb) if args.opcache_mb else None
     try:
         for php in args.php:
@@ -978,9 +1094,14 @@ def main(argv=None):
         json.dump({'args': vars(args), 'machine': info, 'results': results}, f, indent=1)
     shutil.rmtree(args.workdir, ignore_errors=True)
     if args.expect_zero:
-        bad = [r for r in results if r['method'].startswith('cutover') and (
+        bad = [r for r in results if r['method'].startswith('cutover') and 'maintenance' not in r and (
             r['non_2xx'] or r['connection_errors'] or r['mixed'] or r['stale'] or r['uploads_lost']
+<<<<<<< HEAD
             or r['upload_failures'] or r.get('releases_changed'))]
+=======
+            or r['upload_failures'])]
+        bad += [r for r in results if 'maintenance' in r and maintenance_faults(r)]
+>>>>>>> maint
         if bad:
             sys.exit('cutover.web was not zero-downtime: %s' % json.dumps(bad))
 
@@ -1007,6 +1128,7 @@ def render(args, info, started, results):
            else "PHP's own settings, %d filler scripts per release" % args.filler),
         '',
         opcache_table(results),
+<<<<<<< HEAD
     ] + build_table(results))
 
 
@@ -1022,6 +1144,11 @@ def build_table(results):
         first = '; '.join('%s: %s %s' % (c[0], c[1], c[2]) for c in r['releases_changed_examples'][:2])
         lines.append('| %s | %s | %d | %s |' % (r['php'], r['method'], r['releases_changed'], first or '-'))
     return lines
+=======
+    ] + (['', 'Maintenance window (cutover-maintenance; the readers above are outside the allow-list, one more reader '
+          'from %s is on it):' % ALLOWED_CLIENT, '', maintenance_table(results)]
+         if any('maintenance' in r for r in results) else []))
+>>>>>>> maint
 
 
 if __name__ == '__main__':

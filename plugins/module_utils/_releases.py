@@ -18,12 +18,14 @@ On-host layout (the contract every other part relies on)::
         trash/              releases being removed
         repos/              bare git mirrors
         deploy.lock         the deploy lock
+      maintenance.html      the maintenance page, present only while the window is on (Apache answers
+                            503 with it: the file is the flag, so it lives outside the private .cutover/)
 
 State and order come from the journal only, never from mtime or ctime. Each journal line
 is one JSON object with a monotonically increasing ``seq``.
 
 Nothing under ``.cutover/`` is a symlink: the state directory, each part named above and each
-``backups/<id>`` must be real (checked with lstat, files opened with O_NOFOLLOW), else every
+``backups/<id>`` must be real, and so must ``maintenance.html`` (checked with lstat, files opened with O_NOFOLLOW), else every
 operation refuses before changing anything (:meth:`Layout.check_state`). The root itself is never ``/``.
 
 The journal's crash rules (what makes it unable to lie after a crash or a failed rename):
@@ -183,6 +185,8 @@ class Layout(object):
         self.repos_dir = os.path.join(self.state_dir, 'repos')
         self.backups_dir = os.path.join(self.state_dir, 'backups')
         self.lock_file = os.path.join(self.state_dir, 'deploy.lock')
+        # The vhost of the apache_vhost role tests for this file on every request (templates/vhost.conf.j2).
+        self.maintenance_page = os.path.join(self.root, 'maintenance.html')
         self.warnings = []
 
     # -- paths ---------------------------------------------------------------------------
@@ -209,9 +213,11 @@ class Layout(object):
 
         The one rule every reader and writer of ``.cutover/`` goes by: the state directory, history.jsonl,
         manifests/, staging/, trash/, backups/ and each backups/<id>, repos/ and deploy.lock are real
-        (lstat, never followed), so nothing cutover.web writes or deletes there can land outside the root.
+        (lstat, never followed), so nothing cutover.web writes or deletes there can land outside the root;
+        so is the maintenance page beside it (<root>/maintenance.html), which Apache serves.
         Missing parts are fine (they are made when needed).
         """
+        self._check_part(self.maintenance_page, stat.S_ISREG)
         if not self._check_part(self.state_dir, stat.S_ISDIR):
             return
         for path, is_kind in ((self.history_file, stat.S_ISREG), (self.lock_file, stat.S_ISREG),

@@ -1,0 +1,1 @@
+INSERT INTO applied VALUES ('0001-v1'); CREATE TABLE t1 (x);

@@ -1,0 +1,1 @@
+INSERT INTO applied VALUES ('0001-v2'); CREATE TABLE t2 (x);
