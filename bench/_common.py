@@ -6,6 +6,7 @@ running the collection's playbooks from this checkout."""
 from __future__ import annotations
 
 import base64
+import collections
 import glob
 import json
 import math
@@ -314,6 +315,42 @@ def damon_reclaim():
 
 
 # ---------------------------------------------------------------------------------------------
+# Judging what clients saw
+# ---------------------------------------------------------------------------------------------
+
+def judge(records, ops, first):
+    """Count statuses, MIXED and STALE responses given the operations' timeline.
+
+    ops: [(started, done, version live before, version live after)] in order; first: the version
+    live before the first op. A response may show the version live when it started, or either
+    side of any op that overlapped it; any other version is STALE."""
+    counts = collections.Counter()
+    statuses = collections.Counter()
+    stale_examples = []
+    for start, end, path, status, versions in records:
+        counts['requests'] += 1
+        if not 200 <= status < 300:
+            statuses[status] += 1
+            continue
+        if len(versions) > 1:
+            counts['mixed'] += 1
+        live = first
+        allowed = set()
+        for op_start, op_done, before, after in ops:
+            if op_done <= start:
+                live = after
+            elif op_start <= end:
+                allowed.update((before, after))
+        allowed.add(live)
+        if not versions or not versions <= allowed:
+            counts['stale'] += 1
+            if len(stale_examples) < 5:
+                stale_examples.append('%s at +%.2fs showed %s, expected %s' % (
+                    path, start - ops[0][0] if ops else 0, sorted(versions), sorted(allowed)))
+    return counts, statuses, stale_examples
+
+
+# ---------------------------------------------------------------------------------------------
 # Playbooks
 # ---------------------------------------------------------------------------------------------
 
@@ -358,3 +395,48 @@ class Ansible(object):
         recap = re.search(r'^bench\s*:\s*(.*)$', out, re.M)
         counts = dict((k, int(v)) for k, v in re.findall(r'(\w+)=(\d+)', recap.group(1))) if recap else {}
         return elapsed, counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Apache
+# ---------------------------------------------------------------------------------------------
+
+def apache_modules():
+    d = '/etc/apache2/mods-enabled'
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def remove_vhosts(names, ports, modules_before):
+    """Put Apache back as it was: no vhost (apache_vhost_name in names) or Listen line (ports) of
+    ours, the modules of before (apache_modules() taken before the apache_vhost role ran)."""
+    for name in names:
+        conf = 'cutover-%s.conf' % name
+        for path in ('/etc/apache2/sites-enabled/' + conf, '/etc/apache2/sites-available/' + conf,
+                     '/etc/apache2/cutover/%s-release.conf' % name):
+            if os.path.lexists(path):
+                os.unlink(path)
+    ours = re.compile(r'^\s*Listen\s+(127\.0\.0\.1:)?(%s)\s*$' % '|'.join(str(port) for port in ports))
+    with open('/etc/apache2/ports.conf') as f:
+        lines = f.readlines()
+    with open('/etc/apache2/ports.conf', 'w') as f:
+        f.writelines(line for line in lines if not ours.match(line))
+    now = apache_modules()
+    # The PHP module depends on its MPM: off before the MPM goes; the MPM comes back before what needs it.
+    off = sorted((m[:-5] for m in now if m.endswith('.load') and m not in modules_before),
+                 key=lambda m: (m.startswith('mpm_'), m))
+    on = sorted((m[:-5] for m in modules_before if m.endswith('.load') and m not in now),
+                key=lambda m: (not m.startswith('mpm_'), m))
+    if off:
+        subprocess.run(['a2dismod', '-q'] + off, check=False)
+    if on:
+        subprocess.run(['a2enmod', '-q'] + on, check=False)
+    if off or on:
+        # Another MPM cannot be loaded by a restart (AH00534: Apache exits instead): stop, then start.
+        subprocess.run(['apache2ctl', 'stop'], check=False)
+        for dummy_i in range(100):
+            if subprocess.run(['pgrep', '-x', 'apache2'], stdout=subprocess.DEVNULL, check=False).returncode != 0:
+                break
+            time.sleep(0.1)
+        subprocess.run(['apache2ctl', 'start'], check=False)
+    else:
+        subprocess.run(['apache2ctl', 'graceful'], check=False)

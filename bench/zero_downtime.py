@@ -89,7 +89,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 
-from _common import Ansible, machine_info, prepare_workdir  # noqa: E402
+from _common import Ansible, apache_modules, judge, machine_info, prepare_workdir, remove_vhosts  # noqa: E402
 
 METHODS = ['cutover', 'cutover-keep-opcache', 'mv-mv', 'rm-ln', 'rsync-delete', 'rsync-delay-updates', 'symlink', 'symlink-reload',
            'symlink-opcache-reset']
@@ -763,44 +763,7 @@ class Load(object):
             self.stop.wait(self.upload_every)
 
 
-def judge(records, ops, first):
-    """Count statuses, MIXED and STALE responses given the operations' timeline.
-
-    ops: [(started, done, version live before, version live after)] in order; first: the version
-    live before the first op. A response may show the version live when it started, or either
-    side of any op that overlapped it; any other version is STALE."""
-    counts = collections.Counter()
-    statuses = collections.Counter()
-    stale_examples = []
-    for start, end, path, status, versions in records:
-        counts['requests'] += 1
-        if not 200 <= status < 300:
-            statuses[status] += 1
-            continue
-        if len(versions) > 1:
-            counts['mixed'] += 1
-        live = first
-        allowed = set()
-        for op_start, op_done, before, after in ops:
-            if op_done <= start:
-                live = after
-            elif op_start <= end:
-                allowed.update((before, after))
-        allowed.add(live)
-        if not versions or not versions <= allowed:
-            counts['stale'] += 1
-            if len(stale_examples) < 5:
-                stale_examples.append('%s at +%.2fs showed %s, expected %s' % (
-                    path, start - ops[0][0] if ops else 0, sorted(versions), sorted(allowed)))
-    return counts, statuses, stale_examples
-
-
 # --- Apache -----------------------------------------------------------------------------
-
-def apache_modules():
-    d = '/etc/apache2/mods-enabled'
-    return sorted(os.listdir(d)) if os.path.isdir(d) else []
-
 
 def setup_vhosts(ansible, methods, php, workdir):
     """One run of the apache_vhost role per site, in the PHP mode asked."""
@@ -812,41 +775,6 @@ def setup_vhosts(ansible, methods, php, workdir):
                        'ansible.builtin.include_role': {'name': 'cutover.web.apache_vhost'},
                        'vars': dict(m.vhost(), apache_vhost_php=php)} for m in methods]}], f)
     ansible.play(play, {})
-
-
-def remove_vhosts(names, ports, modules_before):
-    """Put Apache back as it was: no vhost or Listen line of ours, the modules of before."""
-    for name in names:
-        conf = 'cutover-zd-%s.conf' % name
-        for path in ('/etc/apache2/sites-enabled/' + conf, '/etc/apache2/sites-available/' + conf,
-                     '/etc/apache2/cutover/zd-%s-release.conf' % name):
-            if os.path.lexists(path):
-                os.unlink(path)
-    ours = ['Listen %d' % port for port in ports]
-    with open('/etc/apache2/ports.conf') as f:
-        lines = f.readlines()
-    with open('/etc/apache2/ports.conf', 'w') as f:
-        f.writelines(line for line in lines if ' '.join(line.split()) not in ours)
-    now = apache_modules()
-    # The PHP module depends on its MPM: off before the MPM goes; the MPM comes back before what needs it.
-    off = sorted((m[:-5] for m in now if m.endswith('.load') and m not in modules_before),
-                 key=lambda m: (m.startswith('mpm_'), m))
-    on = sorted((m[:-5] for m in modules_before if m.endswith('.load') and m not in now),
-                key=lambda m: (not m.startswith('mpm_'), m))
-    if off:
-        subprocess.run(['a2dismod', '-q'] + off, check=False)
-    if on:
-        subprocess.run(['a2enmod', '-q'] + on, check=False)
-    if off or on:
-        # Another MPM cannot be loaded by a restart (AH00534: Apache exits instead): stop, then start.
-        subprocess.run(['apache2ctl', 'stop'], check=False)
-        for dummy_i in range(100):
-            if subprocess.run(['pgrep', '-x', 'apache2'], stdout=subprocess.DEVNULL, check=False).returncode != 0:
-                break
-            time.sleep(0.1)
-        subprocess.run(['apache2ctl', 'start'], check=False)
-    else:
-        subprocess.run(['apache2ctl', 'graceful'], check=False)
 
 
 # --- one run ----------------------------------------------------------------------------
@@ -1083,7 +1011,7 @@ def main(argv=None):
             fpm.stop()
             if os.path.exists(mod_php_ini()):
                 os.unlink(mod_php_ini())
-        remove_vhosts(args.methods, ports, modules_before)
+        remove_vhosts(['zd-' + name for name in args.methods], ports, modules_before)
     report = render(args, info, started, results)
     print(report)
     os.makedirs(args.results, exist_ok=True)

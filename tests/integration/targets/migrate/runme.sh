@@ -23,16 +23,12 @@ PGBIN=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
 PGPORT=55433
 PASSWORD='sécret pw 8731'
 MYPORT=55434
+MARIADB=$HERE/../setup_mariadb/mariadb.sh
 cleanup() {
     if [[ -f $OUT/pg/data/postmaster.pid ]]; then
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$OUT/pg/data" -m fast -w stop >/dev/null || true
     fi
-    if [[ -f $OUT/mariadb/pid ]]; then
-        local pid
-        pid=$(cat "$OUT/mariadb/pid")
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
+    "$MARIADB" stop "$OUT/mariadb" || true
     userdel cutover-mig-it 2>/dev/null || true
     rm -rf "$OUT"
 }
@@ -337,18 +333,7 @@ sql() { psql -qtA -h "$OUT/pg" -p $PGPORT -U postgres -d shop -c "$2"; }
 run_engine postgresql pgdump
 
 step "MariaDB"
-mkdir -p "$OUT/mariadb"
-chown mysql "$OUT/mariadb"
-runuser -u mysql -- mariadb-install-db --no-defaults --datadir="$OUT/mariadb/data" --skip-test-db \
-    --auth-root-authentication-method=socket >"$OUT/mariadb/install.log" 2>&1 ||
-    { cat "$OUT/mariadb/install.log"; fail "mariadb-install-db failed"; }
-runuser -u mysql -- mariadbd --no-defaults --datadir="$OUT/mariadb/data" --socket="$OUT/mariadb/sock" \
-    --port=$MYPORT --bind-address=127.0.0.1 --skip-name-resolve --pid-file="$OUT/mariadb/pid" \
-    --log-error="$OUT/mariadb/log" --innodb-buffer-pool-size=32M >/dev/null 2>&1 &
-for _ in $(seq 100); do
-    mariadb-admin --no-defaults --socket="$OUT/mariadb/sock" -u root ping >/dev/null 2>&1 && break
-    sleep 0.2
-done
+"$MARIADB" start "$OUT/mariadb" $MYPORT || fail "the MariaDB server did not start"
 root_sql() { mariadb --no-defaults --default-character-set=utf8mb4 --socket="$OUT/mariadb/sock" -u root -NB "$@"; }
 root_sql -e "CREATE DATABASE shop; CREATE USER shop@'127.0.0.1' IDENTIFIED BY '$PASSWORD';
     GRANT ALL ON shop.* TO shop@'127.0.0.1';
