@@ -40,6 +40,12 @@ rm -rf "$LV_ROOT" "$SF_ROOT"
 step() { printf '\n=== %s\n' "$*"; }
 fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 
+for f in /usr/share/php/Illuminate/autoload.php /usr/share/php/Symfony/Bundle/FrameworkBundle/autoload.php \
+    /usr/share/php/Symfony/Component/Dotenv/autoload.php /usr/share/php/Symfony/Component/Filesystem/autoload.php; do
+    [[ -f $f ]] || fail "$f is missing (apt-get install php-laravel-framework php-symfony composer; ./dev setup does)"
+done
+command -v composer >/dev/null || fail "composer is not installed (apt-get install composer; ./dev setup does)"
+
 # build FW VERSION: the app's tree as a user's checkout has it: the fixture, v2's additions, the
 # example's adapter copied to bin/cutover-migrate, RELEASE naming the version.
 build() {
