@@ -5,7 +5,7 @@
 # served by this machine's Apache with PHP-FPM on 127.0.0.1:18141 through the apache_vhost role,
 # installed by posting its installer, pretty permalinks through its .htaccess. While two readers
 # fetch the home page, a post by its permalink and the theme's style.css, and a writer uploads
-# PNGs through the REST API with an application password: three deploys of a theme change that
+# PNGs through the REST API with an application password: two deploys of a theme change that
 # puts the release in the page, and a rollback, with cutover.web.deploy and cutover.web.rollback.
 # Fails on any answer other than 2xx, connection error, page without its release marker, page of
 # another release once a deploy or rollback finished, upload refused, upload missing from
@@ -21,7 +21,7 @@ trap 'rm -rf "$OUT"' EXIT
 
 [[ -f /usr/share/wordpress/wp-settings.php ]] || { echo "WordPress is not installed (apt-get install wordpress; ./dev setup does)" >&2; exit 1; }
 
-python "$COLL/bench/wordpress.py" --deploys 3 --rollbacks 1 --readers 2 --settle 2 \
+python "$COLL/bench/wordpress.py" --deploys 2 --rollbacks 1 --readers 2 --settle 2 \
     --port 18141 --db-port 55471 --workdir /var/tmp/cutover-it-wordpress --results "$OUT" \
     --venv "$(python -c 'import sys; print(sys.prefix)')" --collections "$ANSIBLE_COLLECTIONS_PATH" \
     --expect-zero
