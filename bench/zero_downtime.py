@@ -36,17 +36,14 @@ Methods (the manual ones are the shell commands people use today):
   symlink-reload       the same, then PHP reloaded: service php-fpm reload, or apachectl graceful for mod_php
   symlink-opcache-reset  the same, then opcache_reset() + clearstatcache(true) requested through the site
   cutover-keep-opcache   cutover with apache_vhost_opcache_reset: false (no OPcache reset after a switch)
-<<<<<<< HEAD
   cutover-build          cutover with a build step that rewrites in place (file_put_contents, chmod) a file the
                          release shares with the live one (deploy_build_isolated: true, the default); the files
                          of every other release are hashed before and after each deploy and rollback
   build-unisolated       the same with deploy_build_isolated: false, to show what those checks catch
-=======
   cutover-maintenance    cutover with a slow migration (--migration-seconds) run in a maintenance window
                        (deploy_maintenance): the window's 503s are expected, and checked instead (each inside
                        a deploy, each with Retry-After), and one more reader from 127.0.0.2, on the vhost's
                        allow-list, must get 200 throughout; the window's length is reported
->>>>>>> maint
 The symlink methods prune to three releases, as cutover.web does. A manual rollback puts the
 previous version back with the same method.
 
@@ -1024,12 +1021,8 @@ def main(argv=None):
     if args.expect_zero:
         bad = [r for r in results if r['method'].startswith('cutover') and 'maintenance' not in r and (
             r['non_2xx'] or r['connection_errors'] or r['mixed'] or r['stale'] or r['uploads_lost']
-<<<<<<< HEAD
             or r['upload_failures'] or r.get('releases_changed'))]
-=======
-            or r['upload_failures'])]
         bad += [r for r in results if 'maintenance' in r and maintenance_faults(r)]
->>>>>>> maint
         if bad:
             sys.exit('cutover.web was not zero-downtime: %s' % json.dumps(bad))
 
@@ -1056,8 +1049,10 @@ def render(args, info, started, results):
            else "PHP's own settings, %d filler scripts per release" % args.filler),
         '',
         opcache_table(results),
-<<<<<<< HEAD
-    ] + build_table(results))
+    ] + build_table(results) + (
+        ['', 'Maintenance window (cutover-maintenance; the readers above are outside the allow-list, one more reader '
+         'from %s is on it):' % ALLOWED_CLIENT, '', maintenance_table(results)]
+        if any('maintenance' in r for r in results) else []))
 
 
 def build_table(results):
@@ -1072,11 +1067,6 @@ def build_table(results):
         first = '; '.join('%s: %s %s' % (c[0], c[1], c[2]) for c in r['releases_changed_examples'][:2])
         lines.append('| %s | %s | %d | %s |' % (r['php'], r['method'], r['releases_changed'], first or '-'))
     return lines
-=======
-    ] + (['', 'Maintenance window (cutover-maintenance; the readers above are outside the allow-list, one more reader '
-          'from %s is on it):' % ALLOWED_CLIENT, '', maintenance_table(results)]
-         if any('maintenance' in r for r in results) else []))
->>>>>>> maint
 
 
 if __name__ == '__main__':
