@@ -102,9 +102,13 @@ expect_hooks_log() {
     rm "$HOOKS_LOG"
 }
 
-step "deploy_keep 0 is refused before anything changes"
+step "deploy_keep 0 and writable paths outside the release are refused before anything changes"
 play_fails deploy -e deploy_src="$OUT/v1" -e deploy_keep=0
 expect_output "deploy_keep must be at least 1"
+[[ -z $(ls -A "$ROOT") ]] || fail "a refused deploy wrote $(ls -A "$ROOT")"
+play_fails deploy -e deploy_src="$OUT/v1" -e '{"deploy_writable_dirs": ["var/cache", "../../outside"], "deploy_writable_files": [".cutover/history.jsonl"]}'
+expect_output "deploy_writable_dirs and deploy_writable_files must be relative paths inside the release, not under .cutover"
+expect_output 'refused: \\"\.\./\.\./outside\\", \\"\.cutover/history\.jsonl\\")'
 [[ -z $(ls -A "$ROOT") ]] || fail "a refused deploy wrote $(ls -A "$ROOT")"
 
 step "check mode with an archive on a new root: says a new release would be made, changes nothing"
