@@ -15,7 +15,8 @@ source "$HERE/../setup_collection/collection.sh"
 OUT=$(mktemp -d)
 cleanup() {
     a2dissite -q cutover-itmaint >/dev/null 2>&1 || true
-    rm -f /etc/apache2/sites-available/cutover-itmaint.conf /etc/apache2/cutover/itmaint-release.conf
+    rm -f /etc/apache2/sites-available/cutover-itmaint.conf /etc/apache2/cutover/itmaint-release.conf \
+        /etc/apache2/sites-available/cutover-itmaint-plain.conf
     apachectl graceful >/dev/null 2>&1 || true
     rm -rf /srv/cutover-it-maint "$OUT"
 }
@@ -105,6 +106,36 @@ answers check >"$OUT/check.txt"
 if grep -qv ' 200 retry_after=None release v2:' "$OUT/check.txt"; then fail "check mode changed what visitors see"; fi
 [[ $(cat "$ROOT/current/public/index.html") == "release v2" ]] || fail "check mode moved current"
 [[ ! -e $ROOT/maintenance.html ]] || fail "check mode left a window"
+
+step "settings a window cannot keep are refused before anything changes"
+# refused WANT ARGS...: a deploy of v3 with ARGS must fail saying WANT, leaving v2 live, no window
+# and no new release.
+refused() {
+    local want=$1 before
+    before=$(ls "$ROOT/releases")
+    play_fails deploy -e deploy_src="$HERE/files/v3" -e deploy_maintenance=true "${@:2}"
+    grep -qF -- "$want" "$OUT/last" || fail "the refusal did not say: $want"
+    [[ $(cat "$ROOT/current/public/index.html") == "release v2" ]] || fail "a refused deploy moved current"
+    [[ ! -e $ROOT/maintenance.html ]] || fail "a refused deploy left a window"
+    [[ $(ls "$ROOT/releases") == "$before" ]] || fail "a refused deploy made a release"
+}
+refused "deploy_maintenance needs deploy_migrate" -e deploy_migrate=false
+refused "only one of deploy_maintenance_page and deploy_maintenance_release_page may be set" \
+    -e deploy_maintenance_page="$HERE/files/controller-page.html" -e deploy_maintenance_release_page=public/down.html
+refused "nowhere.html\\\" is not a file the controller has" \
+    -e deploy_maintenance_page="$HERE/files/nowhere.html"
+refused "deploy_maintenance_release_page must be a path inside the release" \
+    -e deploy_maintenance_release_page=../down.html
+# A root no Apache site serves: the window would be a file nobody answers.
+refused "deploy_maintenance needs the Apache site that serves $ROOT-other" \
+    -e deploy_apache_vhost_name= -e deploy_root="$ROOT-other"
+[[ ! -e $ROOT-other ]] || fail "a refused deploy made $ROOT-other"
+# A site written without the window's rule (by hand, or before the window existed).
+printf '<VirtualHost *:18094>\n  DocumentRoot %s/current\n</VirtualHost>\n' "$ROOT" \
+    >/etc/apache2/sites-available/cutover-itmaint-plain.conf
+refused "The Apache site /etc/apache2/sites-available/cutover-itmaint-plain.conf does not answer the maintenance window of $ROOT" \
+    -e deploy_apache_vhost_name=itmaint-plain
+rm /etc/apache2/sites-available/cutover-itmaint-plain.conf
 
 step "a migration that fails: database restored, then the window lifted, v2 serving"
 migrate 0
