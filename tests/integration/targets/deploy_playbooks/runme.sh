@@ -185,6 +185,13 @@ play_fails deploy -e deploy_src="$HERE/files/v2" -e '{"apache_vhost_extra": ["Bo
 [[ $(sha256sum "$conf") == "$before" ]] || fail "the broken template reached $conf"
 expect_page index.php "page v1"
 
+step "a host not of Debian's family is refused before anything changes"
+play_fails deploy -e deploy_src="$HERE/files/v3" -e '{"ansible_facts": {"os_family": "RedHat"}}'
+expect_output "runs on Debian and its derivatives only"
+[[ $(sha256sum "$conf") == "$before" ]] || fail "the refused run changed $conf"
+[[ $(current) == "$V1" ]] || fail "the refused run moved current to $(current)"
+expect_page index.php "page v1"
+
 step "deploy from an archive"
 tar czf "$OUT/v3.tar.gz" -C "$HERE/files/v3" .
 play deploy -e deploy_src="$OUT/v3.tar.gz" -e deploy_probe_url=$URL/ -e deploy_probe_content='page v3'
