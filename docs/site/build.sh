@@ -18,7 +18,8 @@ cp "$REPO"/docs/*.md "$DEST/rst/docs/"
 chmod og-w "$DEST/rst"  # antsibull-docs wants its output directory writable by itself only
 
 antsibull-docs --config-file "$DEST/antsibull-docs.cfg" collection --use-current --dest-dir "$DEST/rst" cutover.web
-# The module and role docs as antsibull-docs lints a collection for publication.
-antsibull-docs lint-collection-docs --plugin-docs --skip-rstcheck "$REPO"
+# The module and role docs, and the extra docs in docs/docsite (their labels, the plugin and option
+# names they cite, their RST), as antsibull-docs lints a collection for publication.
+antsibull-docs lint-collection-docs --plugin-docs --check-extra-docs-refs --validate-collection-refs all --disallow-unknown-collection-refs "$REPO"
 sphinx-build -q -b html -c "$DEST" -W --keep-going -n "$DEST/rst" "$DEST/build/html"
 echo "docs site: $DEST/build/html/index.html"
