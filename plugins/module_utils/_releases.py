@@ -91,12 +91,13 @@ def iso(ts):
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
+# The UTC time a derived release id starts with (20261122T101500Z): what stamp() writes and validate_stamp() reads.
+STAMP_FORMAT = '%Y%m%dT%H%M%SZ'
+
+
 def stamp(now=None):
     """A compact UTC timestamp for names: 20261122T101500Z."""
-    return time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(time.time() if now is None else now))
-
-
-STAMP_FORMAT = '%Y%m%dT%H%M%SZ'
+    return time.strftime(STAMP_FORMAT, time.gmtime(time.time() if now is None else now))
 
 
 def validate_stamp(value):
