@@ -25,7 +25,7 @@ import os
 import shutil
 import stat
 
-from ansible_collections.cutover.web.plugins.module_utils._fs import DIR_FLAGS, syncfs
+from ansible_collections.cutover.web.plugins.module_utils._fs import DIR_FLAGS, clear_temp, put_in_place, syncfs
 from ansible_collections.cutover.web.plugins.module_utils._sources import DirectorySource
 from ansible_collections.cutover.web.plugins.module_utils._releases import (
     CutoverError, fsync_dir, stamp, staging_name, validate_release_id,
@@ -239,6 +239,11 @@ def _copy_fd(src, dst):
             view = view[os.write(dst, view):]
 
 
+def _hardlink(path, name, dir_fd):
+    """Hardlink the file ``path`` (never through a symlink) as ``name`` in the directory ``dir_fd``."""
+    os.link(path, name, dst_dir_fd=dir_fd, follow_symlinks=False)
+
+
 def _is_symlink(name, dir_fd):
     try:
         return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
@@ -315,12 +320,15 @@ class Builder(object):
             return None
         return self.base.own_file(rel)
 
-    def _link(self, found, rel, as_name=None):
-        """Hardlink the base file ``found`` (from linkable) at ``rel`` (named ``as_name`` in its directory when
-        given); False, with link_fallback set, when the filesystem refuses hardlinks there."""
+    def _link(self, found, rel, over=False):
+        """Hardlink the base file ``found`` (from linkable) at ``rel`` (with ``over``, over the file there, through a
+        temporary name); False, with link_fallback set, when the filesystem refuses hardlinks there."""
         fd, name = self.tree.at(rel)
         try:
-            os.link(found[0], as_name or name, dst_dir_fd=fd, follow_symlinks=False)
+            if over:
+                put_in_place(lambda tmp: _hardlink(found[0], tmp, fd), '.cutover-link.%d' % os.getpid(), name, fd)
+            else:
+                _hardlink(found[0], name, fd)
         except OSError as exc:
             if exc.errno not in LINK_FALLBACK_ERRNOS:
                 raise
@@ -457,11 +465,7 @@ class Builder(object):
             return
         found = self.linkable(rel, e) if self.base and self.link_fallback is None else None
         if found is not None and self.source.identity.get(rel) != (found[1].st_dev, found[1].st_ino):
-            tmp = '.cutover-link.%d' % os.getpid()
-            if self._link(found, rel, tmp):
-                fd, name = self.tree.at(rel)
-                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-            else:
+            if not self._link(found, rel, over=True):
                 found = None
         if found is not None:
             e[MTIME] = found[1].st_mtime_ns
@@ -768,38 +772,28 @@ def _build_target(layout, release_id, action):
 def _private_copy(dfd, name, st, tmp):
     """Replace the entry ``name`` (a file or a symlink other names share) by a copy of its own, with the same
     content, mode, owner and times, by a rename over it; return how the content was copied."""
-    try:
-        os.unlink(tmp, dir_fd=dfd)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
-    how = 'copy'
-    try:
+    def copy(tmp):
         if stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(name, dir_fd=dfd), tmp, dir_fd=dfd)
             os.chown(tmp, st.st_uid, st.st_gid, dir_fd=dfd, follow_symlinks=False)
             os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dfd, follow_symlinks=False)
-        else:
-            src = os.open(name, READ_FLAGS, dir_fd=dfd)
-            try:
-                out = os.open(tmp, NEW_FILE_FLAGS, 0o600, dir_fd=dfd)
-                try:
-                    how = _clone_fd(src, out)
-                    os.fchown(out, st.st_uid, st.st_gid)
-                    os.fchmod(out, stat.S_IMODE(st.st_mode))
-                    os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
-                finally:
-                    os.close(out)
-            finally:
-                os.close(src)
-        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-    except BaseException:
+            return 'copy'
+        src = os.open(name, READ_FLAGS, dir_fd=dfd)
         try:
-            os.unlink(tmp, dir_fd=dfd)
-        except OSError:
-            pass
-        raise
-    return how
+            out = os.open(tmp, NEW_FILE_FLAGS, 0o600, dir_fd=dfd)
+            try:
+                how = _clone_fd(src, out)
+                os.fchown(out, st.st_uid, st.st_gid)
+                os.fchmod(out, stat.S_IMODE(st.st_mode))
+                os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                os.close(out)
+        finally:
+            os.close(src)
+        return how
+
+    clear_temp(tmp, dfd)
+    return put_in_place(copy, tmp, name, dfd)
 
 
 def _fs_error(exc, path, what):
@@ -922,13 +916,8 @@ def _relink(path, relink, result):
         for rel, found in relink:
             fd, name = tree.at(rel)
             try:
-                try:
-                    os.unlink(tmp, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno != errno.ENOENT:
-                        raise
-                os.link(found[0], tmp, dst_dir_fd=fd, follow_symlinks=False)
-                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+                clear_temp(tmp, fd)
+                put_in_place(lambda new: _hardlink(found[0], new, fd), tmp, name, fd)
             except OSError as exc:
                 if exc.errno in LINK_FALLBACK_ERRNOS:
                     result['link_fallback'] = '%s (%s)' % (exc.strerror, found[0])
