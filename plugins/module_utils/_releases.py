@@ -209,6 +209,30 @@ class Layout(object):
                 raise CutoverError('The root %s does not exist.' % self.root, path=self.root)
         self.check_state()
 
+    def make_root(self, mode, check_mode=False):
+        """Make the root with ``mode`` (an int), or give an existing one that mode; return whether anything changed.
+
+        A root that is a file, or a link to nothing, is refused as require_root() refuses it; a symlink to a
+        directory is left alone (its mode is the target's business)."""
+        root = self.root
+        if not os.path.lexists(root):
+            if not check_mode:
+                try:
+                    os.makedirs(root, mode)
+                    os.chmod(root, mode)  # makedirs is subject to the umask
+                except OSError as exc:
+                    raise CutoverError('Cannot create the root %s: %s.' % (root, exc.strerror), path=root)
+            return True
+        self.require_root()
+        if os.path.islink(root) or stat.S_IMODE(os.stat(root).st_mode) == mode:
+            return False
+        if not check_mode:
+            try:
+                os.chmod(root, mode)
+            except OSError as exc:
+                raise CutoverError('Cannot give the root %s the mode %04o: %s.' % (root, mode, exc.strerror), path=root)
+        return True
+
     def check_state(self):
         """Refuse a state directory, or a part of it, that is a symlink or not of its kind.
 

@@ -24,7 +24,9 @@ the name is taken there by something else, it goes in as ``<name>.cutover-<relea
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import stat
 from collections import namedtuple
 
@@ -392,6 +394,28 @@ class _Keeper(object):
 
 
 # -- plan and apply ------------------------------------------------------------------------------
+def chowner(layout, owner=None, group=None):
+    """The ``chown(dir_fd, name)`` apply() takes: it gives a new shared path ``name`` in the directory ``dir_fd``, and
+    everything in it, the user ``owner`` and the group ``group`` (None leaves one as it is), following no link.
+    An owner or group this host does not know is refused."""
+    try:
+        uid = pwd.getpwnam(owner).pw_uid if owner else -1
+        gid = grp.getgrnam(group).gr_gid if group else -1
+    except KeyError as exc:
+        raise CutoverError('The owner or group %s does not exist on this host.' % exc, path=layout.root)
+
+    def chown(dir_fd, name):
+        if uid < 0 and gid < 0:
+            return
+        os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            return
+        for dirpath, dirnames, filenames, fd in os.fwalk(name, dir_fd=dir_fd):
+            for entry in dirnames + filenames:
+                os.chown(entry, uid, gid, dir_fd=fd, follow_symlinks=False)
+    return chown
+
+
 def adopt(legacy, shared_fd, name, shared):
     """Move the live directory ``legacy`` to ``shared`` (``name`` in the directory ``shared_fd``) and leave a
     symlink to it at ``legacy``, in one renameat2(RENAME_EXCHANGE): a file written at any moment lands in the
