@@ -26,9 +26,11 @@ import shutil
 import stat
 
 from ansible_collections.cutover.web.plugins.module_utils._fs import DIR_FLAGS, clear_temp, put_in_place, syncfs
-from ansible_collections.cutover.web.plugins.module_utils._sources import DirectorySource
+from ansible_collections.cutover.web.plugins.module_utils._sources import (
+    DirectorySource, git_description, git_source, open_source,
+)
 from ansible_collections.cutover.web.plugins.module_utils._releases import (
-    CutoverError, fsync_dir, stamp, staging_name, validate_release_id,
+    CutoverError, fsync_dir, stamp, staging_name, validate_release_id, validate_stamp,
 )
 
 CHUNK = 1 << 20
@@ -525,6 +527,24 @@ def pick_base(layout, releases, warnings=None):
     return None, None
 
 
+def release_from(layout, src=None, git_repo=None, git_version='HEAD', exclude=(), strip_components=0,
+                 release_id=None, id_stamp=None, checksum=False, sync=True, move_source=False, check_mode=False):
+    """Make (or find) the release of the directory or archive ``src``, or of ``git_version`` of ``git_repo``; return
+    the module result. In check mode a git source is not fetched: the release it gives is found by the rule a real
+    run applies before it reads the source (same_commit, in predict_commit)."""
+    if id_stamp is not None:
+        validate_stamp(id_stamp)
+    if git_repo:
+        source, commit = git_source(layout, git_repo, git_version, exclude, check_mode, strip_components)
+        if source is None:
+            return predict_commit(layout, commit, git_description(git_repo, git_version, exclude, strip_components),
+                                  release_id, id_stamp)
+    else:
+        source = open_source(src, exclude, strip_components)
+    return make_release(layout, source, release_id, checksum=checksum, sync=sync, check_mode=check_mode,
+                        id_stamp=id_stamp, move_source=move_source)
+
+
 def make_release(layout, source, release_id=None, checksum=False, sync=True, check_mode=False, id_stamp=None,
                  move_source=False):
     """Make (or find) the release for ``source``; return the module result.
@@ -759,10 +779,7 @@ def _build_target(layout, release_id, action):
     validate_release_id(release_id)
     path = layout.release_path(release_id)
     releases = layout.releases()
-    rel = releases.get(release_id)
-    if rel is None or rel.mark == 'unknown':
-        raise CutoverError('The release %s does not exist (or was not made by cutover.web), so it cannot be %s.'
-                           % (path, action), path=path)
+    rel = layout.known(release_id, 'it cannot be %s' % action, releases)
     if rel.id == layout.current_id():
         raise CutoverError('The release %s is live, so it cannot be %s: build steps run only in a new release, '
                            'before the switch.' % (path, action), path=path)

@@ -546,13 +546,34 @@ class Layout(object):
             raise CutoverError('The schema version %r for %s is not usable: give a non-empty, one-line string.'
                                % (version, where), path=where)
 
-    def record_schema(self, release_id, version, check_mode=False):
-        """Record the database schema version ``release_id`` expects; return whether it changed."""
-        self.check_schema_version(release_id, version)
-        rel = self.releases().get(release_id)
+    def known(self, release_id, action, releases=None):
+        """The release ``release_id`` as the history knows it (or ``releases``, read already); refused when it does
+        not exist or cutover.web did not make it (``action``: what cannot be done to it, for the sentence)."""
+        rel = (self.releases() if releases is None else releases).get(release_id)
         if rel is None or rel.mark == 'unknown':
-            raise CutoverError('The release %s does not exist (or was not made by cutover.web), so its schema version '
-                               'cannot be recorded.' % self.release_path(release_id), path=self.release_path(release_id))
+            path = self.release_path(release_id)
+            raise CutoverError('The release %s does not exist (or was not made by cutover.web), so %s.'
+                               % (path, action), path=path)
+        return rel
+
+    def mark(self, release_id, state, check_mode=False):
+        """Record that the release ``release_id`` is ``state`` (failed or bad: it can no longer go live); return
+        the Release as it was, and whether anything changed."""
+        rel = self.known(release_id, 'it cannot be marked %s' % state)
+        changed = rel.mark != state
+        if changed and not check_mode:
+            self.append_history('marked', rel.id, state=state, previous=rel.mark)
+        return rel, changed
+
+    def record_schema(self, release_id, version, check_mode=False, to_be_made=False):
+        """Record the database schema version ``release_id`` expects; return whether it changed.
+
+        ``to_be_made``: in check mode, ``release_id`` is the release a real run would make, which would then get
+        the version (the version itself is checked all the same)."""
+        self.check_schema_version(release_id, version)
+        if check_mode and to_be_made:
+            return True
+        rel = self.known(release_id, 'its schema version cannot be recorded')
         if rel.schema == version:
             return False
         if not check_mode:

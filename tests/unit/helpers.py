@@ -71,8 +71,7 @@ def new_release(layout, src_dir, files, release_id=None, **kwargs):
 
 def mark(layout, release_id, state):
     """Record a release as failed/bad the way the release_dir module does."""
-    rel = layout.releases()[release_id]
-    return layout.append_history('marked', release_id, state=state, previous=rel.mark)
+    return layout.mark(release_id, state)
 
 
 def crash_after_first_record(layout, operation):
