@@ -31,17 +31,12 @@ extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._lock
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
-  check_mode:
-    support: full
   diff_mode:
-    support: full
     details:
       - The diff shows the link text before and after.
-  safe_file_operations:
-    support: full
   idempotent:
-    support: full
     details:
       - The link text is compared, not the resolved path.
 options:

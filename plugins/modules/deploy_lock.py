@@ -30,15 +30,9 @@ author:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  safe_file_operations:
-    support: full
   idempotent:
-    support: full
     details:
       - Taking a lock already held by the same O(owner) and O(run_id) changes nothing.
 options:

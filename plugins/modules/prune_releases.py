@@ -33,17 +33,12 @@ extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._lock
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
   check_mode:
-    support: full
     details:
       - Check mode returns exactly the releases and staging leftovers it would remove.
-  diff_mode:
-    support: full
-  safe_file_operations:
-    support: full
   idempotent:
-    support: full
     details:
       - Ages are measured against the clock, so a failed release may become old enough between two runs.
 options:

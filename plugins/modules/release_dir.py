@@ -27,9 +27,9 @@ author:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
   check_mode:
-    support: full
     details:
       - Check mode reads the source and reports the release id that would be made or reused, and how many
         files would be linked or written.
@@ -37,14 +37,10 @@ attributes:
         release made from that commit with the same options, by the rule a real run applies first.
       - With O(state=isolated) or O(state=sealed), check mode reports how many files would be copied or
         hardlinked again, and changes nothing.
-  diff_mode:
-    support: full
   safe_file_operations:
-    support: full
     details:
       - The release appears by a single rename(2) of the finished staging tree.
   idempotent:
-    support: full
     details:
       - Sources are compared by content fingerprint (git sources by commit), not by time.
       - For a directory source, unchanged files are recognized by size and mtime, as rsync does, unless

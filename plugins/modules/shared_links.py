@@ -34,11 +34,8 @@ author:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
   safe_file_operations:
     support: partial
     details:
@@ -46,8 +43,6 @@ attributes:
         C(renameat2(RENAME_EXCHANGE))); seeded shared paths are copied under a temporary name and renamed. Data
         found in the release at a shared path is moved into C(shared/) by rename; only what the source shipped
         unchanged, or what C(shared/) holds already, is deleted.
-  idempotent:
-    support: full
 options:
   release:
     description:
