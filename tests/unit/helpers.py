@@ -123,3 +123,15 @@ def run_module(module, args, capsys, check_mode=False):
     result = json.loads(capsys.readouterr().out)
     result['rc'] = exited.value.code or 0
     return result
+
+
+def deploy(root, tmp_path, capsys, releases, live=True):
+    """Make each release of ``releases`` ({id: {relpath: content}}, in order) through the release_dir module and,
+    with ``live``, switch ``current`` to it through atomic_symlink, as a deploy does. Returns ``root``."""
+    from ansible_collections.cutover.web.plugins.modules import atomic_symlink, release_dir
+    for rid, files in releases.items():
+        src = write_tree(tmp_path / ('src-' + rid), files)
+        assert run_module(release_dir, dict(root=root, src=src, id=rid, sync=False), capsys)['changed'] is True
+        if live:
+            assert run_module(atomic_symlink, dict(root=root, release=rid), capsys)['changed'] is True
+    return root

@@ -11,17 +11,14 @@ import os
 
 import pytest
 
-from ansible_collections.cutover.web.plugins.modules import atomic_symlink, release_dir
-from ansible_collections.cutover.web.tests.unit.helpers import run_module, snapshot, write_tree
+from ansible_collections.cutover.web.plugins.modules import atomic_symlink
+from ansible_collections.cutover.web.tests.unit.helpers import deploy, run_module, snapshot, write_tree
 
 
 @pytest.fixture
 def site(root, tmp_path, capsys):
     """A root with the releases A and B, nothing live."""
-    for rid in ('A', 'B'):
-        src = write_tree(tmp_path / ('src-' + rid), {'index.html': 'release ' + rid})
-        assert run_module(release_dir, dict(root=root, src=src, id=rid, sync=False), capsys)['changed'] is True
-    return root
+    return deploy(root, tmp_path, capsys, dict((rid, {'index.html': 'release ' + rid}) for rid in 'AB'), live=False)
 
 
 def test_switch_check_mode_real_and_again(site, capsys):

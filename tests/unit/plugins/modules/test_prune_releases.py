@@ -11,19 +11,14 @@ import os
 
 import pytest
 
-from ansible_collections.cutover.web.plugins.modules import atomic_symlink, prune_releases, release_dir
-from ansible_collections.cutover.web.tests.unit.helpers import run_module, snapshot, write_tree
+from ansible_collections.cutover.web.plugins.modules import prune_releases
+from ansible_collections.cutover.web.tests.unit.helpers import deploy, run_module, snapshot
 
 
 @pytest.fixture
 def site(root, tmp_path, capsys):
     """Releases r1..r4 that each went live in turn (r4 is current, r3 the rollback target)."""
-    for n in range(1, 5):
-        rid = 'r%d' % n
-        src = write_tree(tmp_path / ('src-' + rid), {'index.html': rid})
-        assert run_module(release_dir, dict(root=root, src=src, id=rid, sync=False), capsys)['changed'] is True
-        assert run_module(atomic_symlink, dict(root=root, release=rid), capsys)['changed'] is True
-    return root
+    return deploy(root, tmp_path, capsys, dict(('r%d' % n, {'index.html': 'r%d' % n}) for n in range(1, 5)))
 
 
 def releases(site):
