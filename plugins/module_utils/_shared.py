@@ -398,11 +398,15 @@ def chowner(layout, owner=None, group=None):
     """The ``chown(dir_fd, name)`` apply() takes: it gives a new shared path ``name`` in the directory ``dir_fd``, and
     everything in it, the user ``owner`` and the group ``group`` (None leaves one as it is), following no link.
     An owner or group this host does not know is refused."""
-    try:
-        uid = pwd.getpwnam(owner).pw_uid if owner else -1
-        gid = grp.getgrnam(group).gr_gid if group else -1
-    except KeyError as exc:
-        raise CutoverError('The owner or group %s does not exist on this host.' % exc, path=layout.root)
+    def look_up(kind, name, lookup):
+        try:
+            return lookup(name)[2] if name else -1  # pw_uid, gr_gid
+        except KeyError:
+            raise CutoverError('The %s %r of the shared paths under %s does not exist on this host, so nothing was '
+                               'linked.' % (kind, name, layout.shared_dir), path=layout.root)
+
+    uid = look_up('owner', owner, pwd.getpwnam)
+    gid = look_up('group', group, grp.getgrnam)
 
     def chown(dir_fd, name):
         if uid < 0 and gid < 0:

@@ -73,10 +73,11 @@ def test_a_mode_that_is_not_octal_is_refused_before_anything_changes(site, capsy
 
 def test_an_unknown_owner_is_refused_before_anything_changes(site, capsys):
     before = snapshot(site)
-    failed = link(site, capsys, owner='no such user here')
-    assert failed['rc'] == 1 and failed['failed_path'] == site
-    assert failed['msg'].startswith('The owner or group ') and failed['msg'].endswith(' does not exist on this host.')
-    assert "'no such user here'" in failed['msg']
+    for kind in ('owner', 'group'):
+        failed = link(site, capsys, **{kind: 'no such name here'})
+        assert failed['rc'] == 1 and failed['failed_path'] == site
+        assert failed['msg'] == ("The %s 'no such name here' of the shared paths under %s does not exist on this "
+                                 "host, so nothing was linked." % (kind, os.path.join(site, 'shared')))
     assert snapshot(site) == before
 
 
