@@ -24,6 +24,21 @@ attributes:
       - This assumes that the system controlled/queried by the module has not changed in a relevant way.
 """
 
+    # Full support of check mode, diff mode, safe file operations and idempotence. A module that extends it says
+    # only where its support differs, and the details of each (the module's own attributes win when merged).
+    FULL = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  safe_file_operations:
+    support: full
+  idempotent:
+    support: full
+"""
+
     # For read-only modules.
     INFO_MODULE = r"""
 options: {}

@@ -25,10 +25,12 @@ import os
 import shutil
 import stat
 
-from ansible_collections.cutover.web.plugins.module_utils._fs import DIR_FLAGS, syncfs
-from ansible_collections.cutover.web.plugins.module_utils._sources import DirectorySource
+from ansible_collections.cutover.web.plugins.module_utils._fs import DIR_FLAGS, clear_temp, put_in_place, syncfs
+from ansible_collections.cutover.web.plugins.module_utils._sources import (
+    DirectorySource, git_description, git_source, open_source,
+)
 from ansible_collections.cutover.web.plugins.module_utils._releases import (
-    CutoverError, fsync_dir, stamp, staging_name, validate_release_id,
+    CutoverError, fsync_dir, stamp, staging_name, validate_release_id, validate_stamp,
 )
 
 CHUNK = 1 << 20
@@ -239,6 +241,11 @@ def _copy_fd(src, dst):
             view = view[os.write(dst, view):]
 
 
+def _hardlink(path, name, dir_fd):
+    """Hardlink the file ``path`` (never through a symlink) as ``name`` in the directory ``dir_fd``."""
+    os.link(path, name, dst_dir_fd=dir_fd, follow_symlinks=False)
+
+
 def _is_symlink(name, dir_fd):
     try:
         return stat.S_ISLNK(os.lstat(name, dir_fd=dir_fd).st_mode)
@@ -315,12 +322,15 @@ class Builder(object):
             return None
         return self.base.own_file(rel)
 
-    def _link(self, found, rel, as_name=None):
-        """Hardlink the base file ``found`` (from linkable) at ``rel`` (named ``as_name`` in its directory when
-        given); False, with link_fallback set, when the filesystem refuses hardlinks there."""
+    def _link(self, found, rel, over=False):
+        """Hardlink the base file ``found`` (from linkable) at ``rel`` (with ``over``, over the file there, through a
+        temporary name); False, with link_fallback set, when the filesystem refuses hardlinks there."""
         fd, name = self.tree.at(rel)
         try:
-            os.link(found[0], as_name or name, dst_dir_fd=fd, follow_symlinks=False)
+            if over:
+                put_in_place(lambda tmp: _hardlink(found[0], tmp, fd), '.cutover-link.%d' % os.getpid(), name, fd)
+            else:
+                _hardlink(found[0], name, fd)
         except OSError as exc:
             if exc.errno not in LINK_FALLBACK_ERRNOS:
                 raise
@@ -457,11 +467,7 @@ class Builder(object):
             return
         found = self.linkable(rel, e) if self.base and self.link_fallback is None else None
         if found is not None and self.source.identity.get(rel) != (found[1].st_dev, found[1].st_ino):
-            tmp = '.cutover-link.%d' % os.getpid()
-            if self._link(found, rel, tmp):
-                fd, name = self.tree.at(rel)
-                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-            else:
+            if not self._link(found, rel, over=True):
                 found = None
         if found is not None:
             e[MTIME] = found[1].st_mtime_ns
@@ -519,6 +525,24 @@ def pick_base(layout, releases, warnings=None):
             if manifest is not None:
                 return rel.id, manifest
     return None, None
+
+
+def release_from(layout, src=None, git_repo=None, git_version='HEAD', exclude=(), strip_components=0,
+                 release_id=None, id_stamp=None, checksum=False, sync=True, move_source=False, check_mode=False):
+    """Make (or find) the release of the directory or archive ``src``, or of ``git_version`` of ``git_repo``; return
+    the module result. In check mode a git source is not fetched: the release it gives is found by the rule a real
+    run applies before it reads the source (same_commit, in predict_commit)."""
+    if id_stamp is not None:
+        validate_stamp(id_stamp)
+    if git_repo:
+        source, commit = git_source(layout, git_repo, git_version, exclude, check_mode, strip_components)
+        if source is None:
+            return predict_commit(layout, commit, git_description(git_repo, git_version, exclude, strip_components),
+                                  release_id, id_stamp)
+    else:
+        source = open_source(src, exclude, strip_components)
+    return make_release(layout, source, release_id, checksum=checksum, sync=sync, check_mode=check_mode,
+                        id_stamp=id_stamp, move_source=move_source)
 
 
 def make_release(layout, source, release_id=None, checksum=False, sync=True, check_mode=False, id_stamp=None,
@@ -755,10 +779,7 @@ def _build_target(layout, release_id, action):
     validate_release_id(release_id)
     path = layout.release_path(release_id)
     releases = layout.releases()
-    rel = releases.get(release_id)
-    if rel is None or rel.mark == 'unknown':
-        raise CutoverError('The release %s does not exist (or was not made by cutover.web), so it cannot be %s.'
-                           % (path, action), path=path)
+    rel = layout.known(release_id, 'it cannot be %s' % action, releases)
     if rel.id == layout.current_id():
         raise CutoverError('The release %s is live, so it cannot be %s: build steps run only in a new release, '
                            'before the switch.' % (path, action), path=path)
@@ -768,38 +789,28 @@ def _build_target(layout, release_id, action):
 def _private_copy(dfd, name, st, tmp):
     """Replace the entry ``name`` (a file or a symlink other names share) by a copy of its own, with the same
     content, mode, owner and times, by a rename over it; return how the content was copied."""
-    try:
-        os.unlink(tmp, dir_fd=dfd)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
-    how = 'copy'
-    try:
+    def copy(tmp):
         if stat.S_ISLNK(st.st_mode):
             os.symlink(os.readlink(name, dir_fd=dfd), tmp, dir_fd=dfd)
             os.chown(tmp, st.st_uid, st.st_gid, dir_fd=dfd, follow_symlinks=False)
             os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dfd, follow_symlinks=False)
-        else:
-            src = os.open(name, READ_FLAGS, dir_fd=dfd)
-            try:
-                out = os.open(tmp, NEW_FILE_FLAGS, 0o600, dir_fd=dfd)
-                try:
-                    how = _clone_fd(src, out)
-                    os.fchown(out, st.st_uid, st.st_gid)
-                    os.fchmod(out, stat.S_IMODE(st.st_mode))
-                    os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
-                finally:
-                    os.close(out)
-            finally:
-                os.close(src)
-        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
-    except BaseException:
+            return 'copy'
+        src = os.open(name, READ_FLAGS, dir_fd=dfd)
         try:
-            os.unlink(tmp, dir_fd=dfd)
-        except OSError:
-            pass
-        raise
-    return how
+            out = os.open(tmp, NEW_FILE_FLAGS, 0o600, dir_fd=dfd)
+            try:
+                how = _clone_fd(src, out)
+                os.fchown(out, st.st_uid, st.st_gid)
+                os.fchmod(out, stat.S_IMODE(st.st_mode))
+                os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                os.close(out)
+        finally:
+            os.close(src)
+        return how
+
+    clear_temp(tmp, dfd)
+    return put_in_place(copy, tmp, name, dfd)
 
 
 def _fs_error(exc, path, what):
@@ -922,13 +933,8 @@ def _relink(path, relink, result):
         for rel, found in relink:
             fd, name = tree.at(rel)
             try:
-                try:
-                    os.unlink(tmp, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno != errno.ENOENT:
-                        raise
-                os.link(found[0], tmp, dst_dir_fd=fd, follow_symlinks=False)
-                os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+                clear_temp(tmp, fd)
+                put_in_place(lambda new: _hardlink(found[0], new, fd), tmp, name, fd)
             except OSError as exc:
                 if exc.errno in LINK_FALLBACK_ERRNOS:
                     result['link_fallback'] = '%s (%s)' % (exc.strerror, found[0])

@@ -9,6 +9,10 @@ renameat2(2) swaps two paths in one step (RENAME_EXCHANGE: a directory for a sym
 never missing) or renames without replacing (RENAME_NOREPLACE); syncfs(2) flushes one filesystem
 before a release becomes visible. Both come from libc through ctypes, loaded once. DIR_FLAGS opens a
 directory without following a symlink, the first step of every walk that must stay inside the root.
+
+Every entry cutover.web puts over another (the ``current`` link, a shared link, a hardlink of the base
+release, a private copy) is made under a temporary name beside it and renamed into place in one step:
+:func:`put_in_place`.
 """
 
 from __future__ import annotations
@@ -61,3 +65,66 @@ def syncfs(path):
             os.sync()
     finally:
         os.close(fd)
+
+
+class RenameError(OSError):
+    """The rename of :func:`put_in_place` failed (the new entry was made, and is removed again)."""
+
+
+def temp_name(path, tag):
+    """``.<name>.<tag>.<pid>`` beside ``path`` (a path, or a name in a directory): where a new entry is made
+    before it is renamed to ``path``."""
+    return os.path.join(os.path.dirname(path), '.%s.%s.%d' % (os.path.basename(path), tag, os.getpid()))
+
+
+def clear_temp(tmp, dir_fd=None):
+    """Remove what a run that stopped half-way left at the temporary name ``tmp``."""
+    try:
+        os.unlink(tmp, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+
+
+def _lexists(name, dir_fd):
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def rename(src, dst, flags=0, src_dir=None, dst_dir=None):
+    """rename(2) of ``src`` to ``dst`` (names in the directory descriptors ``src_dir`` and ``dst_dir``, or paths),
+    by renameat2(2) with ``flags`` when there are some; raises OSError. Where the kernel or the filesystem has no
+    RENAME_NOREPLACE, a plain rename to a name that is still free."""
+    if not flags:
+        os.rename(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+        return
+    err = renameat2(src, dst, flags, AT_FDCWD if src_dir is None else src_dir, AT_FDCWD if dst_dir is None else dst_dir)
+    if err in (errno.EINVAL, errno.ENOSYS) and flags == RENAME_NOREPLACE and not _lexists(dst, dst_dir):
+        os.rename(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+        err = 0
+    if err:
+        raise OSError(err, os.strerror(err), dst)
+
+
+def put_in_place(make, tmp, name, dir_fd=None, flags=0):
+    """Put a new entry at ``name``: ``make(tmp)`` makes it under the free temporary name ``tmp`` beside it, and one
+    rename(2) puts it over ``name`` (both names in the directory ``dir_fd``, or paths). With ``flags``, renameat2(2):
+    RENAME_NOREPLACE only where nothing is, RENAME_EXCHANGE swaps the two and leaves the old entry at ``tmp``.
+
+    When making or renaming fails, ``tmp`` is removed; a failed rename is raised as RenameError. Returns what
+    ``make`` returns."""
+    try:
+        made = make(tmp)
+        try:
+            rename(tmp, name, flags, dir_fd, dir_fd)
+        except OSError as exc:
+            raise RenameError(exc.errno, exc.strerror, name)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    return made

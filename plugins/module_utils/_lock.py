@@ -29,8 +29,10 @@ import shlex
 import socket
 import time
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.warnings import warn
 
+from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, iso
 
 # The fields of a holder record: name, type, and whether it may be null or missing.
@@ -359,3 +361,18 @@ def with_lock_option(lock, layout, act, check_mode=False):
         result = act(layout)
     result['lock_held'] = not (taken['changed'] or lock['give_back'])
     return result
+
+
+def lock_module(argument_spec, **kwargs):
+    """The AnsibleModule of a module that can hold the deploy lock for its own work: the options ``root`` and
+    ``lock`` (LOCK_OPTION; the action plugin fills in the controller's part) and those of ``argument_spec``, in
+    check mode too. ``kwargs`` go to AnsibleModule (mutually_exclusive, required_if, ...)."""
+    spec = dict(root=dict(type='path', required=True), lock=LOCK_OPTION)
+    spec.update(argument_spec)
+    return AnsibleModule(argument_spec=spec, supports_check_mode=True, **kwargs)
+
+
+def run_locked(module, act):
+    """Exit ``module`` (made by lock_module) with ``act(layout)``, run under its ``lock`` option (see
+    with_lock_option), or fail with one sentence."""
+    run(module, lambda layout: with_lock_option(module.params['lock'], layout, act, module.check_mode))

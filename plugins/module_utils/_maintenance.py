@@ -17,9 +17,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tempfile
 import time
 
+from ansible_collections.cutover.web.plugins.module_utils._fs import clear_temp, put_in_place, temp_name
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, iso
 
 # What visitors see when no page is given.
@@ -88,8 +88,8 @@ def _current(layout):
 
 def _put(layout, data):
     """Write the page beside its place and rename it in: the window turns on with the whole page."""
-    fd, tmp = tempfile.mkstemp(prefix='.maintenance.html.', dir=layout.root)
-    try:
+    def write(tmp):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             # Apache's user must read it.
             os.fchmod(fd, 0o644)
@@ -99,13 +99,10 @@ def _put(layout, data):
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.rename(tmp, layout.maintenance_page)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    tmp = temp_name(layout.maintenance_page, 'new')
+    clear_temp(tmp)
+    put_in_place(write, tmp, layout.maintenance_page)
     fsync_dir(layout.root)
 
 

@@ -8,8 +8,28 @@
 from __future__ import annotations
 
 import os
+import re
 
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, Layout
+
+
+# A file mode option given as a string: three or four octal digits, with a leading 0 or not (the deploy role checks
+# deploy_root_mode by the same rule).
+OCTAL_MODE = re.compile(r'^0?[0-7]{3,4}$')
+
+
+def octal_mode(value, option, where, path):
+    """The file mode option ``option`` as an int, or None when it is not set: a number (YAML reads ``0755`` as one)
+    up to 0o7777, or a string OCTAL_MODE accepts. Anything else is refused in one sentence naming ``where`` (the
+    paths the mode is for) before anything changes."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0o7777:
+        return value
+    if isinstance(value, str) and OCTAL_MODE.match(value):
+        return int(value, 8)
+    raise CutoverError('%s is %r for %s, but it must be an octal mode such as "0755".' % (option, value, where),
+                       path=path)
 
 
 def os_error(exc, where):

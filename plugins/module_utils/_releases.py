@@ -91,12 +91,13 @@ def iso(ts):
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
+# The UTC time a derived release id starts with (20261122T101500Z): what stamp() writes and validate_stamp() reads.
+STAMP_FORMAT = '%Y%m%dT%H%M%SZ'
+
+
 def stamp(now=None):
     """A compact UTC timestamp for names: 20261122T101500Z."""
-    return time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(time.time() if now is None else now))
-
-
-STAMP_FORMAT = '%Y%m%dT%H%M%SZ'
+    return time.strftime(STAMP_FORMAT, time.gmtime(time.time() if now is None else now))
 
 
 def validate_stamp(value):
@@ -207,6 +208,30 @@ class Layout(object):
             if not os.path.lexists(self.root):
                 raise CutoverError('The root %s does not exist.' % self.root, path=self.root)
         self.check_state()
+
+    def make_root(self, mode, check_mode=False):
+        """Make the root with ``mode`` (an int), or give an existing one that mode; return whether anything changed.
+
+        A root that is a file, or a link to nothing, is refused as require_root() refuses it; a symlink to a
+        directory is left alone (its mode is the target's business)."""
+        root = self.root
+        if not os.path.lexists(root):
+            if not check_mode:
+                try:
+                    os.makedirs(root, mode)
+                    os.chmod(root, mode)  # makedirs is subject to the umask
+                except OSError as exc:
+                    raise CutoverError('Cannot create the root %s: %s.' % (root, exc.strerror), path=root)
+            return True
+        self.require_root()
+        if os.path.islink(root) or stat.S_IMODE(os.stat(root).st_mode) == mode:
+            return False
+        if not check_mode:
+            try:
+                os.chmod(root, mode)
+            except OSError as exc:
+                raise CutoverError('Cannot give the root %s the mode %04o: %s.' % (root, mode, exc.strerror), path=root)
+        return True
 
     def check_state(self):
         """Refuse a state directory, or a part of it, that is a symlink or not of its kind.
@@ -521,13 +546,34 @@ class Layout(object):
             raise CutoverError('The schema version %r for %s is not usable: give a non-empty, one-line string.'
                                % (version, where), path=where)
 
-    def record_schema(self, release_id, version, check_mode=False):
-        """Record the database schema version ``release_id`` expects; return whether it changed."""
-        self.check_schema_version(release_id, version)
-        rel = self.releases().get(release_id)
+    def known(self, release_id, action, releases=None):
+        """The release ``release_id`` as the history knows it (or ``releases``, read already); refused when it does
+        not exist or cutover.web did not make it (``action``: what cannot be done to it, for the sentence)."""
+        rel = (self.releases() if releases is None else releases).get(release_id)
         if rel is None or rel.mark == 'unknown':
-            raise CutoverError('The release %s does not exist (or was not made by cutover.web), so its schema version '
-                               'cannot be recorded.' % self.release_path(release_id), path=self.release_path(release_id))
+            path = self.release_path(release_id)
+            raise CutoverError('The release %s does not exist (or was not made by cutover.web), so %s.'
+                               % (path, action), path=path)
+        return rel
+
+    def mark(self, release_id, state, check_mode=False):
+        """Record that the release ``release_id`` is ``state`` (failed or bad: it can no longer go live); return
+        the Release as it was, and whether anything changed."""
+        rel = self.known(release_id, 'it cannot be marked %s' % state)
+        changed = rel.mark != state
+        if changed and not check_mode:
+            self.append_history('marked', rel.id, state=state, previous=rel.mark)
+        return rel, changed
+
+    def record_schema(self, release_id, version, check_mode=False, to_be_made=False):
+        """Record the database schema version ``release_id`` expects; return whether it changed.
+
+        ``to_be_made``: in check mode, ``release_id`` is the release a real run would make, which would then get
+        the version (the version itself is checked all the same)."""
+        self.check_schema_version(release_id, version)
+        if check_mode and to_be_made:
+            return True
+        rel = self.known(release_id, 'its schema version cannot be recorded')
         if rel.schema == version:
             return False
         if not check_mode:

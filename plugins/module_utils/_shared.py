@@ -24,7 +24,9 @@ the name is taken there by something else, it goes in as ``<name>.cutover-<relea
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import stat
 from collections import namedtuple
 
@@ -32,7 +34,7 @@ from ansible_collections.cutover.web.plugins.module_utils._build import (
     DIGEST, KIND, MODE, MTIME, SIZE, file_digest, load_manifest,
 )
 from ansible_collections.cutover.web.plugins.module_utils._fs import (
-    AT_FDCWD, DIR_FLAGS, RENAME_EXCHANGE, RENAME_NOREPLACE, exchange_error, renameat2,
+    DIR_FLAGS, RENAME_EXCHANGE, RENAME_NOREPLACE, RenameError, exchange_error, put_in_place, rename,
 )
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, validate_release_id
 
@@ -243,21 +245,11 @@ def _remove(dir_fd, name):
         os.unlink(name, dir_fd=dir_fd)
 
 
-def _rename(src_fd, src, dst_fd, dst, flags=RENAME_NOREPLACE):
-    """renameat2 with ``flags``; without RENAME_NOREPLACE support, a plain rename to a name still free."""
-    err = renameat2(src, dst, flags, src_fd, dst_fd)
-    if err in (errno.EINVAL, errno.ENOSYS) and flags == RENAME_NOREPLACE and _lstat(dst_fd, dst) is None:
-        os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-        err = 0
-    if err:
-        raise OSError(err, os.strerror(err), dst)
-
-
 def _move_entry(src_fd, src, dst_fd, dst):
     """Move ``src`` to the free name ``dst`` by rename; across filesystems, copy it under a temporary name,
     rename that, then remove ``src``. EEXIST when ``dst`` is taken."""
     try:
-        _rename(src_fd, src, dst_fd, dst)
+        rename(src, dst, RENAME_NOREPLACE, src_fd, dst_fd)
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
@@ -265,7 +257,7 @@ def _move_entry(src_fd, src, dst_fd, dst):
         _remove(dst_fd, tmp)
         _copy(src_fd, src, dst_fd, tmp)
         try:
-            _rename(dst_fd, tmp, dst_fd, dst)
+            rename(tmp, dst, RENAME_NOREPLACE, dst_fd, dst_fd)
         except OSError:
             _remove(dst_fd, tmp)
             raise
@@ -402,17 +394,43 @@ class _Keeper(object):
 
 
 # -- plan and apply ------------------------------------------------------------------------------
+def chowner(layout, owner=None, group=None):
+    """The ``chown(dir_fd, name)`` apply() takes: it gives a new shared path ``name`` in the directory ``dir_fd``, and
+    everything in it, the user ``owner`` and the group ``group`` (None leaves one as it is), following no link.
+    An owner or group this host does not know is refused."""
+    def look_up(kind, name, lookup):
+        try:
+            return lookup(name)[2] if name else -1  # pw_uid, gr_gid
+        except KeyError:
+            raise CutoverError('The %s %r of the shared paths under %s does not exist on this host, so nothing was '
+                               'linked.' % (kind, name, layout.shared_dir), path=layout.root)
+
+    uid = look_up('owner', owner, pwd.getpwnam)
+    gid = look_up('group', group, grp.getgrnam)
+
+    def chown(dir_fd, name):
+        if uid < 0 and gid < 0:
+            return
+        os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            return
+        for dirpath, dirnames, filenames, fd in os.fwalk(name, dir_fd=dir_fd):
+            for entry in dirnames + filenames:
+                os.chown(entry, uid, gid, dir_fd=fd, follow_symlinks=False)
+    return chown
+
+
 def adopt(legacy, shared_fd, name, shared):
     """Move the live directory ``legacy`` to ``shared`` (``name`` in the directory ``shared_fd``) and leave a
     symlink to it at ``legacy``, in one renameat2(RENAME_EXCHANGE): a file written at any moment lands in the
     directory, through the old path or the new one, and nothing is copied. Both must be on one filesystem."""
-    # An absolute symlink to itself until the exchange makes it the link at the legacy path.
-    os.symlink(shared, name, dir_fd=shared_fd)
-    err = renameat2(name, legacy, RENAME_EXCHANGE, shared_fd, AT_FDCWD)
-    if err:
-        os.unlink(name, dir_fd=shared_fd)
-        reason = os.strerror(err)
-        if err == errno.EXDEV:
+    # An absolute symlink to itself until the exchange makes it the link at the legacy path (an absolute path:
+    # renameat2 takes it as it is, not relative to shared_fd).
+    try:
+        put_in_place(lambda tmp: os.symlink(shared, tmp, dir_fd=shared_fd), name, legacy, shared_fd, RENAME_EXCHANGE)
+    except RenameError as exc:
+        reason = exc.strerror
+        if exc.errno == errno.EXDEV:
             reason = 'it is on another filesystem than %s' % shared
         raise CutoverError('Cannot move %s into %s without a gap: %s.' % (legacy, shared, reason), path=legacy)
     os.fsync(shared_fd)
@@ -558,7 +576,7 @@ def _apply_one(layout, trees, step, keeper, chown, dir_mode, file_mode, legacy):
             tmp = name + '.cutover-seed'
             _remove(shared_fd, tmp)
             _copy(release_fd, name, shared_fd, tmp)
-            _rename(shared_fd, tmp, shared_fd, name)
+            rename(tmp, name, RENAME_NOREPLACE, shared_fd, shared_fd)
             chown(shared_fd, name)
         elif 'create' in actions:
             if kind == 'directory':
@@ -593,19 +611,13 @@ def _put_link(dir_fd, name, text, release, rel):
     while _lstat(dir_fd, tmp) is not None:
         n += 1
         tmp = '.%s.cutover-link.%d.%d' % (name, os.getpid(), n)
-    os.symlink(text, tmp, dir_fd=dir_fd)
     found = _lstat(dir_fd, name)
+    flags = RENAME_NOREPLACE if found is None else 0 if stat.S_ISLNK(found.st_mode) else RENAME_EXCHANGE
     try:
-        if found is None:
-            _rename(dir_fd, tmp, dir_fd, name)
-        elif stat.S_ISLNK(found.st_mode):
-            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        else:
-            err = renameat2(tmp, name, RENAME_EXCHANGE, dir_fd, dir_fd)
-            if err:
-                raise CutoverError('Cannot swap %s for the link to the shared %s without a gap: %s.'
-                                   % (os.path.join(release, rel), rel, exchange_error(err)),
-                                   path=os.path.join(release, rel))
-    except BaseException:
-        os.unlink(tmp, dir_fd=dir_fd)
-        raise
+        put_in_place(lambda new: os.symlink(text, new, dir_fd=dir_fd), tmp, name, dir_fd, flags)
+    except RenameError as exc:
+        if flags != RENAME_EXCHANGE:
+            raise
+        raise CutoverError('Cannot swap %s for the link to the shared %s without a gap: %s.'
+                           % (os.path.join(release, rel), rel, exchange_error(exc.errno)),
+                           path=os.path.join(release, rel))

@@ -19,12 +19,10 @@ from __future__ import annotations
 import errno
 import os
 
-from ansible_collections.cutover.web.plugins.module_utils._fs import RENAME_EXCHANGE, exchange_error, renameat2
+from ansible_collections.cutover.web.plugins.module_utils._fs import (
+    RENAME_EXCHANGE, RenameError, clear_temp, exchange_error, put_in_place, temp_name,
+)
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, stamp
-
-
-def _temp_name(path, tag):
-    return os.path.join(os.path.dirname(path), '.%s.%s.%d' % (os.path.basename(path), tag, os.getpid()))
 
 
 def read_link(path):
@@ -81,22 +79,22 @@ def check_target(target):
         raise CutoverError('The target %s is not a directory.' % target, path=target)
 
 
+def _new_link(link, text, flags=0):
+    """Put a symlink to ``text`` at ``link`` through a temporary link beside it (see _fs.put_in_place); return
+    that temporary name."""
+    tmp = temp_name(link, 'new')
+    clear_temp(tmp)
+    put_in_place(lambda name: os.symlink(text, name), tmp, link, flags=flags)
+    return tmp
+
+
 def replace_link(link, text):
     """Point ``link`` at ``text`` with a temp symlink renamed over it, then fsync the directory."""
-    tmp = _temp_name(link, 'new')
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
-    os.symlink(text, tmp)
     try:
-        os.rename(tmp, link)
-    except OSError as exc:
-        os.unlink(tmp)
+        _new_link(link, text)
+    except RenameError as exc:
         raise CutoverError('Cannot rename the new link over %s: %s.' % (link, exc.strerror), path=link)
     fsync_dir(os.path.dirname(link))
-
-
-def renameat2_exchange(a, b):
-    return renameat2(a, b, RENAME_EXCHANGE)
 
 
 def exchange_directory(link, text, keep_as):
@@ -104,15 +102,11 @@ def exchange_directory(link, text, keep_as):
 
     The old directory ends up at ``keep_as`` (or is removed when it was empty and keep_as is None).
     """
-    tmp = _temp_name(link, 'new')
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
-    os.symlink(text, tmp)
-    err = renameat2_exchange(tmp, link)
-    if err:
-        os.unlink(tmp)
-        raise CutoverError('Cannot convert the directory %s into a symlink without a gap: %s.' % (link, exchange_error(err)),
-                           path=link)
+    try:
+        tmp = _new_link(link, text, RENAME_EXCHANGE)
+    except RenameError as exc:
+        raise CutoverError('Cannot convert the directory %s into a symlink without a gap: %s.'
+                           % (link, exchange_error(exc.errno)), path=link)
     # tmp now holds the old directory; link is the new symlink.
     fsync_dir(os.path.dirname(link))
     if keep_as is None:
@@ -121,7 +115,7 @@ def exchange_directory(link, text, keep_as):
     try:
         os.rename(tmp, keep_as)
     except OSError:
-        keep_as = _temp_name(link, 'legacy')
+        keep_as = temp_name(link, 'legacy')
         os.rename(tmp, keep_as)
     fsync_dir(os.path.dirname(link))
     return keep_as

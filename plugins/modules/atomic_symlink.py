@@ -31,17 +31,12 @@ extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._lock
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
-  check_mode:
-    support: full
   diff_mode:
-    support: full
     details:
       - The diff shows the link text before and after.
-  safe_file_operations:
-    support: full
   idempotent:
-    support: full
     details:
       - The link text is compared, not the resolved path.
 options:
@@ -185,17 +180,13 @@ lock_held:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.cutover.web.plugins.module_utils._lock import LOCK_OPTION, with_lock_option
-from ansible_collections.cutover.web.plugins.module_utils._module import run
+from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, run_locked
 from ansible_collections.cutover.web.plugins.module_utils._switch import rollback, switch
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            root=dict(type='path', required=True),
+    module = lock_module(
+        dict(
             release=dict(type='str'),
             target=dict(type='path'),
             link=dict(type='path'),
@@ -204,12 +195,10 @@ def main():
             convert_directory=dict(type='bool', default=False),
             rollback=dict(type='bool', default=False),
             mark_previous=dict(type='str', default='bad', choices=['bad', 'failed', 'ready']),
-            lock=LOCK_OPTION,
         ),
         mutually_exclusive=[('release', 'target'), ('rollback', 'target'), ('rollback', 'link'),
                             ('rollback', 'convert_directory')],
         required_one_of=[('release', 'target', 'rollback')],
-        supports_check_mode=True,
     )
     p = module.params
 
@@ -224,7 +213,7 @@ def main():
         result.update(rolled_back_from=None, already_rolled_back=False)
         return result
 
-    run(module, lambda layout: with_lock_option(p['lock'], layout, act, module.check_mode))
+    run_locked(module, act)
 
 
 if __name__ == '__main__':

@@ -30,15 +30,9 @@ author:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  safe_file_operations:
-    support: full
   idempotent:
-    support: full
     details:
       - Taking a lock already held by the same O(owner) and O(run_id) changes nothing.
 options:
@@ -149,62 +143,20 @@ took_over:
   type: dict
 """
 
-import os
-import re
-import stat
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import CONTROLLER_OPTIONS, DEFAULT_TTL, acquire, check_ttl, release
-from ansible_collections.cutover.web.plugins.module_utils._module import run
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
-
-
-def root_mode(module):
-    """The O(root_mode) option as an int, or None; a bad value fails before anything changes."""
-    mode = module.params['root_mode']
-    if mode is None:
-        return None
-    if isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode <= 0o7777:
-        return mode  # YAML 0755 arrives as the number already
-    if isinstance(mode, str) and re.match(r'^0?[0-7]{3,4}$', mode):
-        return int(mode, 8)
-    raise CutoverError('root_mode is %r for the root %s, but it must be an octal mode such as "0755".'
-                       % (mode, module.params['root']), path=module.params['root'])
-
-
-def make_root(module, layout, mode):
-    """Make the root with ``mode``, or give an existing one that mode; return whether anything changed."""
-    root = layout.root
-    if not os.path.lexists(root):
-        if not module.check_mode:
-            try:
-                os.makedirs(root, mode)
-                os.chmod(root, mode)  # makedirs is subject to the umask
-            except OSError as exc:
-                raise CutoverError('Cannot create the root %s: %s.' % (root, exc.strerror), path=root)
-        return True
-    layout.require_root()  # a file, or a link to nothing, is refused as it is without root_mode
-    # A symlink to a directory: its mode is the target's business.
-    if os.path.islink(root) or stat.S_IMODE(os.stat(root).st_mode) == mode:
-        return False
-    if not module.check_mode:
-        try:
-            os.chmod(root, mode)
-        except OSError as exc:
-            raise CutoverError('Cannot give the root %s the mode %s: %s.'
-                               % (root, module.params['root_mode'], exc.strerror), path=root)
-    return True
+from ansible_collections.cutover.web.plugins.module_utils._module import octal_mode, run
 
 
 def act(module, layout):
     p = module.params
     root_changed = False
     if p['state'] == 'present':
-        mode = root_mode(module)
+        mode = octal_mode(p['root_mode'], 'root_mode', 'the root %s' % layout.root, layout.root)
         check_ttl(layout, p['ttl'])  # before the root is made: bad input changes nothing
         if mode is not None:
-            root_changed = make_root(module, layout, mode)
+            root_changed = layout.make_root(mode, check_mode=module.check_mode)
         if not module.check_mode:
             layout.require_root()
         result = acquire(layout, p['owner'], p['run_id'], p['ttl'], p['host'], p['pid'], check_mode=module.check_mode,

@@ -42,19 +42,14 @@ options:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
-  check_mode:
-    support: full
   diff_mode:
-    support: full
     details:
       - The diff shows the page before and after (empty when the window is off).
   safe_file_operations:
-    support: full
     details:
       - The page is written to a temporary file in the deploy root and renamed into place.
-  idempotent:
-    support: full
 seealso:
   - module: cutover.web.release_info
 """

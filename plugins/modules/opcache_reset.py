@@ -34,14 +34,13 @@ author:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
   check_mode:
-    support: full
     details:
       - Only the pool can tell what it has cached, so check mode asks it (writing and removing its script as a real
         run does) and reports whether a reset would be asked; nothing is reset.
   diff_mode:
-    support: full
     details:
       - The diff counts the cached scripts of the live release and of other releases, before and after.
   safe_file_operations:
@@ -49,7 +48,6 @@ attributes:
     details:
       - The script is created with O_EXCL and O_NOFOLLOW in a new directory made by C(mkdtemp).
   idempotent:
-    support: full
     details:
       - Once reset, the cache holds only what the live release's requests put back, so running again changes
         nothing until another release's scripts are cached.

@@ -33,17 +33,12 @@ extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._lock
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
   check_mode:
-    support: full
     details:
       - Check mode returns exactly the releases and staging leftovers it would remove.
-  diff_mode:
-    support: full
-  safe_file_operations:
-    support: full
   idempotent:
-    support: full
     details:
       - Ages are measured against the clock, so a failed release may become old enough between two runs.
 options:
@@ -146,27 +141,21 @@ lock_held:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.cutover.web.plugins.module_utils._lock import LOCK_OPTION, with_lock_option
-from ansible_collections.cutover.web.plugins.module_utils._module import run
+from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, run_locked
 from ansible_collections.cutover.web.plugins.module_utils._prune import prune
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            root=dict(type='path', required=True),
+    module = lock_module(
+        dict(
             keep=dict(type='int', default=5),
             protect=dict(type='list', elements='str', default=[]),
             failed_older_than=dict(type='int', default=86400),
             staging_older_than=dict(type='int', default=3600),
             staging_all=dict(type='bool', default=False),
             releases=dict(type='bool', default=True),
-            lock=LOCK_OPTION,
         ),
         required_if=[('staging_all', True, ['lock'])],
-        supports_check_mode=True,
     )
     p = module.params
 
@@ -178,7 +167,7 @@ def main():
                         % (os.path.join(layout.staging_dir, name), why))
         return result
 
-    run(module, lambda layout: with_lock_option(p['lock'], layout, act, module.check_mode))
+    run_locked(module, act)
 
 
 if __name__ == '__main__':

@@ -27,9 +27,9 @@ author:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
   check_mode:
-    support: full
     details:
       - Check mode reads the source and reports the release id that would be made or reused, and how many
         files would be linked or written.
@@ -37,14 +37,10 @@ attributes:
         release made from that commit with the same options, by the rule a real run applies first.
       - With O(state=isolated) or O(state=sealed), check mode reports how many files would be copied or
         hardlinked again, and changes nothing.
-  diff_mode:
-    support: full
   safe_file_operations:
-    support: full
     details:
       - The release appears by a single rename(2) of the finished staging tree.
   idempotent:
-    support: full
     details:
       - Sources are compared by content fingerprint (git sources by commit), not by time.
       - For a directory source, unchanged files are recognized by size and mtime, as rsync does, unless
@@ -355,13 +351,10 @@ source_removed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._build import (
-    isolate_release, make_release, predict_commit, seal_release,
-)
+from ansible_collections.cutover.web.plugins.module_utils._build import isolate_release, release_from, seal_release
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._prune import remove_release
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, validate_stamp
-from ansible_collections.cutover.web.plugins.module_utils._sources import git_description, git_source, open_source
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 
 
 def present(module, layout):
@@ -383,8 +376,8 @@ def present(module, layout):
             layout.check_schema_version(p['id'], p['schema_version'])
         result = _present(module, layout)
         if p['schema_version'] is not None:
-            changed = layout.record_schema(result['id'], p['schema_version'], check_mode=module.check_mode) \
-                if not (module.check_mode and result['changed']) else True
+            changed = layout.record_schema(result['id'], p['schema_version'], check_mode=module.check_mode,
+                                           to_be_made=result['changed'])
             result['changed'] = result['changed'] or changed
             result['schema_version'] = p['schema_version']
     result['current'] = layout.current_id()
@@ -393,20 +386,10 @@ def present(module, layout):
 
 def _present(module, layout):
     p = module.params
-    if p['stamp'] is not None:
-        validate_stamp(p['stamp'])
-    if p['git_repo']:
-        source, commit = git_source(layout, p['git_repo'], p['git_version'], p['exclude'], module.check_mode,
-                                    p['strip_components'])
-    else:
-        source = open_source(p['src'], p['exclude'], p['strip_components'])
-    if source is None:
-        # Check mode for a git source: nothing is fetched; the rule a real run applies before it reads the source.
-        result = predict_commit(layout, commit, git_description(p['git_repo'], p['git_version'], p['exclude'],
-                                                                p['strip_components']), p['id'], p['stamp'])
-    else:
-        result = make_release(layout, source, p['id'], checksum=p['checksum'], sync=p['sync'],
-                              check_mode=module.check_mode, id_stamp=p['stamp'], move_source=p['move_source'])
+    result = release_from(layout, src=p['src'], git_repo=p['git_repo'], git_version=p['git_version'],
+                          exclude=p['exclude'], strip_components=p['strip_components'], release_id=p['id'],
+                          id_stamp=p['stamp'], checksum=p['checksum'], sync=p['sync'], move_source=p['move_source'],
+                          check_mode=module.check_mode)
     for warning in result.pop('warnings', ()):
         module.warn(warning)
     if result.get('link_fallback'):
@@ -444,13 +427,7 @@ def mark_or_remove(module, layout):
         removed = remove_release(layout, p['id'], check_mode=module.check_mode)
         return {'changed': removed, 'id': p['id'], 'release_path': path, 'state': 'absent',
                 'diff': {'before': '%s\n' % path if removed else '', 'after': ''}}
-    rel = layout.releases().get(p['id'])
-    if rel is None or rel.mark == 'unknown':
-        raise CutoverError('The release %s does not exist (or was not made by cutover.web), so it cannot be marked '
-                           '%s.' % (path, p['state']), path=path)
-    changed = rel.mark != p['state']
-    if changed and not module.check_mode:
-        layout.append_history('marked', rel.id, state=p['state'], previous=rel.mark)
+    rel, changed = layout.mark(p['id'], p['state'], check_mode=module.check_mode)
     return {'changed': changed, 'id': rel.id, 'release_path': path, 'state': p['state'],
             'diff': {'before': '%s: %s\n' % (rel.id, rel.mark), 'after': '%s: %s\n' % (rel.id, p['state'])}}
 

@@ -34,11 +34,8 @@ author:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
   safe_file_operations:
     support: partial
     details:
@@ -46,8 +43,6 @@ attributes:
         C(renameat2(RENAME_EXCHANGE))); seeded shared paths are copied under a temporary name and renamed. Data
         found in the release at a shared path is moved into C(shared/) by rename; only what the source shipped
         unchanged, or what C(shared/) holds already, is deleted.
-  idempotent:
-    support: full
 options:
   release:
     description:
@@ -160,35 +155,12 @@ left:
   elements: str
 """
 
-import grp
 import os
-import pwd
-import stat
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._module import run
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
-from ansible_collections.cutover.web.plugins.module_utils._shared import apply, plan
-
-
-def _mode(module, value, name):
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value), 8)
-    except ValueError:
-        module.fail_json(msg='The %s %r is not an octal mode such as 0755.' % (name, value))
-
-
-def _ids(module):
-    p = module.params
-    try:
-        uid = pwd.getpwnam(p['owner']).pw_uid if p['owner'] else -1
-        gid = grp.getgrnam(p['group']).gr_gid if p['group'] else -1
-    except KeyError as exc:
-        raise CutoverError('The owner or group %s does not exist on this host.' % exc, path=p['root'])
-    return uid, gid
+from ansible_collections.cutover.web.plugins.module_utils._module import octal_mode, run
+from ansible_collections.cutover.web.plugins.module_utils._shared import apply, chowner, plan
 
 
 def main():
@@ -206,18 +178,19 @@ def main():
         ),
         supports_check_mode=True,
     )
-    dir_mode = _mode(module, module.params['mode'], 'mode')
-    file_mode = _mode(module, module.params['file_mode'], 'file_mode')
 
     def action(layout):
         p = module.params
+        where = 'the shared paths this module creates under %s' % layout.shared_dir
+        dir_mode = octal_mode(p['mode'], 'mode', where, layout.shared_dir)
+        file_mode = octal_mode(p['file_mode'], 'file_mode', where, layout.shared_dir)
         steps = plan(layout, p['release'], p['dirs'], p['files'], legacy=p['legacy'])
-        uid, gid = _ids(module)
+        chown = chowner(layout, p['owner'], p['group'])
         changed = any(step.actions for step in steps)
         report = {'kept': [k for step in steps for k in step.kept],
                   'renamed': [r for step in steps for r in step.renamed], 'left': []}
         if changed and not module.check_mode:
-            report = apply(layout, p['release'], steps, _chowner(uid, gid), dir_mode, file_mode, legacy=p['legacy'])
+            report = apply(layout, p['release'], steps, chown, dir_mode, file_mode, legacy=p['legacy'])
         for path in report['renamed']:
             module.warn('What the release %s held where a shared link goes %s kept as %s, because %s holds something '
                         'else under its name; compare the two.'
@@ -241,21 +214,6 @@ def main():
         return result
 
     run(module, action)
-
-
-def _chowner(uid, gid):
-    """Set owner and group (-1 leaves one as it is) of a new shared path ``name`` in the directory ``dir_fd``
-    and of everything in it, following no link."""
-    def chown(dir_fd, name):
-        if uid < 0 and gid < 0:
-            return
-        os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
-        if not stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
-            return
-        for dirpath, dirnames, filenames, fd in os.fwalk(name, dir_fd=dir_fd):
-            for entry in dirnames + filenames:
-                os.chown(entry, uid, gid, dir_fd=fd, follow_symlinks=False)
-    return chown
 
 
 if __name__ == '__main__':

@@ -38,11 +38,9 @@ author:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes
+  - cutover.web._attributes.full
 attributes:
-  check_mode:
-    support: full
   diff_mode:
-    support: full
     details:
       - One line per path made and per entry changed.
   safe_file_operations:
@@ -51,7 +49,6 @@ attributes:
       - Permissions are changed in place through descriptors opened without following links; a file with other
         names gets its own copy under a temporary name renamed over it first.
   idempotent:
-    support: full
     details:
       - Entries the web server user owns (what PHP wrote) are left as they are, so a live release run again
         reports no change.

@@ -7,8 +7,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+
+import pytest
+
+from ansible.module_utils import basic
 
 from ansible_collections.cutover.web.plugins.module_utils._build import make_release
 from ansible_collections.cutover.web.plugins.module_utils._sources import open_source
@@ -71,8 +76,7 @@ def new_release(layout, src_dir, files, release_id=None, **kwargs):
 
 def mark(layout, release_id, state):
     """Record a release as failed/bad the way the release_dir module does."""
-    rel = layout.releases()[release_id]
-    return layout.append_history('marked', release_id, state=state, previous=rel.mark)
+    return layout.mark(release_id, state)
 
 
 def crash_after_first_record(layout, operation):
@@ -93,3 +97,41 @@ def crash_after_first_record(layout, operation):
             os._exit(0)
     status = os.waitpid(pid, 0)[1]
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 9, 'the operation wrote no history record'
+
+
+def run_module(module, args, capsys, check_mode=False):
+    """Run ``module`` (a module of this collection, imported) as Ansible runs it: its main() reads ``args`` through
+    AnsibleModule (in check mode with ``check_mode``, always in diff mode) and exits with the JSON it prints.
+    Returns that result, with ``rc`` (0, or 1 for fail_json)."""
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=True)
+    try:
+        from ansible.module_utils.testing import patch_module_args  # ansible-core 2.19 and later
+    except ImportError:
+        patch_module_args = None
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        if patch_module_args is not None:
+            with patch_module_args(args):
+                module.main()
+        else:
+            saved = getattr(basic, '_ANSIBLE_ARGS', None)
+            basic._ANSIBLE_ARGS = json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode('utf-8')
+            try:
+                module.main()
+            finally:
+                basic._ANSIBLE_ARGS = saved
+    result = json.loads(capsys.readouterr().out)
+    result['rc'] = exited.value.code or 0
+    return result
+
+
+def deploy(root, tmp_path, capsys, releases, live=True):
+    """Make each release of ``releases`` ({id: {relpath: content}}, in order) through the release_dir module and,
+    with ``live``, switch ``current`` to it through atomic_symlink, as a deploy does. Returns ``root``."""
+    from ansible_collections.cutover.web.plugins.modules import atomic_symlink, release_dir
+    for rid, files in releases.items():
+        src = write_tree(tmp_path / ('src-' + rid), files)
+        assert run_module(release_dir, dict(root=root, src=src, id=rid, sync=False), capsys)['changed'] is True
+        if live:
+            assert run_module(atomic_symlink, dict(root=root, release=rid), capsys)['changed'] is True
+    return root

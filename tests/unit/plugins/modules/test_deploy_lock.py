@@ -1,0 +1,90 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""deploy_lock through AnsibleModule: the lock file and the root it makes, on a real directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from ansible_collections.cutover.web.plugins.modules import deploy_lock
+from ansible_collections.cutover.web.tests.unit.helpers import run_module, snapshot
+
+
+def lock_file(root):
+    return os.path.join(root, '.cutover', 'deploy.lock')
+
+
+def test_take_check_mode_real_and_again(root, capsys):
+    os.makedirs(root)
+    args = dict(root=root, owner='deployer ü', run_id='run-1')
+    planned = run_module(deploy_lock, args, capsys, check_mode=True)
+    assert planned['changed'] is True and planned['holder']['owner'] == 'deployer ü'
+    assert planned['diff'] == {'before': 'unlocked\n', 'after': 'deployer ü\n'}
+    assert os.listdir(root) == []
+
+    taken = run_module(deploy_lock, args, capsys)
+    assert taken['changed'] is True and taken['lock'] == lock_file(root)
+    with open(lock_file(root)) as f:
+        assert json.load(f)['run_id'] == 'run-1'
+    assert run_module(deploy_lock, args, capsys)['changed'] is False
+
+    other = run_module(deploy_lock, dict(args, run_id='run-2'), capsys)
+    assert other['rc'] == 1 and other['failed_path'] == lock_file(root)
+    assert other['msg'].startswith('The deploy lock %s is held by deployer ü (run run-1' % lock_file(root))
+
+    given_back = run_module(deploy_lock, dict(args, state='absent'), capsys)
+    assert given_back['changed'] is True and not os.path.lexists(lock_file(root))
+    assert run_module(deploy_lock, dict(args, state='absent'), capsys)['changed'] is False
+
+
+@pytest.mark.parametrize('mode', ['0750', '750', 0o750])
+def test_root_mode_makes_the_root(root, capsys, mode):
+    args = dict(root=root, owner='deployer', root_mode=mode)
+    planned = run_module(deploy_lock, args, capsys, check_mode=True)
+    assert planned['changed'] is True and planned['root_changed'] is True
+    assert not os.path.lexists(root)
+
+    made = run_module(deploy_lock, args, capsys)
+    assert made['changed'] is True and made['root_changed'] is True
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o750 and os.path.isfile(lock_file(root))
+
+    again = run_module(deploy_lock, args, capsys)
+    assert again['changed'] is False and again['root_changed'] is False
+
+    tighter = dict(args, root_mode='0700')
+    assert run_module(deploy_lock, tighter, capsys, check_mode=True)['root_changed'] is True
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o750
+    assert run_module(deploy_lock, tighter, capsys)['root_changed'] is True
+    assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
+
+
+@pytest.mark.parametrize('mode', ['u=rwx', '0o755', '75', '08000', 0o10000, True])
+def test_a_root_mode_that_is_not_octal_is_refused_before_anything_changes(root, capsys, mode):
+    failed = run_module(deploy_lock, dict(root=root, owner='deployer', root_mode=mode), capsys)
+    assert failed['rc'] == 1 and failed['failed_path'] == root
+    assert failed['msg'] == ('root_mode is %r for the root %s, but it must be an octal mode such as "0755".'
+                             % (mode, root))
+    assert not os.path.lexists(root)
+
+
+def test_root_mode_where_the_root_is_a_file(tmp_path, capsys):
+    root = tmp_path / 'file root'
+    root.write_text('not a directory\n')
+    before = snapshot(tmp_path)
+    failed = run_module(deploy_lock, dict(root=str(root), owner='deployer', root_mode='0755'), capsys)
+    assert failed['rc'] == 1 and failed['msg'] == 'The root %s is not a directory.' % root
+    assert snapshot(tmp_path) == before
+
+
+def test_ttl_below_one_is_refused_before_the_root_is_made(root, capsys):
+    failed = run_module(deploy_lock, dict(root=root, owner='deployer', root_mode='0755', ttl=0), capsys)
+    assert failed['rc'] == 1
+    assert failed['msg'] == 'ttl is 0 for the lock of %s, but it must be at least 1 second.' % root
+    assert not os.path.lexists(root)
