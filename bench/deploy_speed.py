@@ -139,10 +139,11 @@ class ApacheSite(object):
             c.close()
 
     def remove(self):
-        """No vhost, release pointer or Listen line of the bench left; Apache restarted gracefully."""
+        """No vhost, release pointer, record of the role's set-up or Listen line of the bench left; Apache
+        restarted gracefully."""
         conf = 'cutover-%s.conf' % self.NAME
         for path in ('/etc/apache2/sites-enabled/' + conf, '/etc/apache2/sites-available/' + conf,
-                     '/etc/apache2/cutover/%s-release.conf' % self.NAME):
+                     '/etc/apache2/cutover/%s-release.conf' % self.NAME, '/var/lib/cutover-web/apache_vhost/%s.json' % self.NAME):
             if os.path.lexists(path):
                 os.unlink(path)
         with open('/etc/apache2/ports.conf') as f:
