@@ -18,7 +18,12 @@ description:
   - When the pointer changed, restarts Apache gracefully (O(restart)) and waits until a new connection to
     O(port) is answered with the release's C(X-Cutover-Release) header, so the release serves when the task
     returns. Requests already running finish on the release they started on.
-  - Also says which PHP-FPM socket the site's vhost (O(site)) hands PHP to, for the OPcache reset that follows.
+  - Once the release serves, lifts the maintenance window of O(root) (as M(cutover.web.maintenance) with
+    O(cutover.web.maintenance#module:state=absent)), the one a deploy turned on for its migrations or one
+    left by a run that was killed.
+  - Then, with O(opcache_reset), resets the OPcache of the PHP-FPM pool the site's vhost (O(site)) hands PHP to
+    when it holds scripts of other releases (as M(cutover.web.opcache_reset)). The release serves already, so a
+    pool that cannot be asked is reported in RV(opcache), not a failed task. Skipped in check mode.
 author:
   - cutover.web maintainers (@cutover-web)
 options:
@@ -72,17 +77,25 @@ options:
     description:
       - The site's vhost file, read for the PHP-FPM socket (RV(fpm_socket)).
     type: path
+  opcache_reset:
+    description:
+      - Reset the OPcache of the site's PHP-FPM pool once the release serves, when it holds scripts of other
+        releases of O(root). Nothing to do when the vhost names no PHP-FPM socket (mod_php, no PHP).
+    type: bool
+    default: false
 extends_documentation_fragment:
+  - cutover.web._root
   - cutover.web._attributes
 attributes:
   check_mode:
     support: full
     details:
-      - Reports whether the pointer would change; writes nothing and restarts nothing.
+      - Reports whether the pointer would change and whether the window would be lifted; writes nothing,
+        restarts nothing and asks no PHP-FPM pool.
   diff_mode:
     support: full
     details:
-      - The diff shows the pointer before and after.
+      - The diff shows the pointer before and after, and the maintenance page when the window is lifted.
   safe_file_operations:
     support: full
     details:
@@ -90,7 +103,8 @@ attributes:
   idempotent:
     support: full
     details:
-      - Apache is restarted only when the pointer changed.
+      - Apache is restarted only when the pointer changed. The OPcache reset is asked for whenever the pool
+        holds scripts of other releases.
 seealso:
   - module: cutover.web.vhost_fingerprint
 """
@@ -99,6 +113,7 @@ EXAMPLES = r"""
 ---
 - name: Serve release 20261205T080000Z of the shop
   cutover.web.vhost_release:
+    root: /srv/www/shop
     path: /etc/apache2/cutover/shop-release.conf
     content: |
       DocumentRoot "/srv/www/shop/releases/20261205T080000Z/public"
@@ -109,6 +124,7 @@ EXAMPLES = r"""
     restart: [apache2ctl, graceful]
     port: 80
     site: /etc/apache2/sites-available/cutover-shop.conf
+    opcache_reset: true
 """
 
 RETURN = r"""
@@ -128,6 +144,28 @@ fpm_socket:
   description: The PHP-FPM socket the site's vhost hands PHP to; empty when it names none or O(site) is not given.
   returned: success
   type: str
+window:
+  description: The maintenance window, as M(cutover.web.maintenance) returns it with O(cutover.web.maintenance#module:state=absent).
+  returned: success
+  type: dict
+  contains:
+    was_active:
+      description: Whether the window was on before the task.
+      type: bool
+    since:
+      description: When the window was turned on (UTC, ISO 8601).
+      type: str
+      returned: when the window was on
+    seconds:
+      description: How long it was on until it was lifted.
+      type: float
+      returned: when it was lifted
+opcache:
+  description:
+    - What M(cutover.web.opcache_reset) returns (C(enabled), C(before), C(after), C(pending)), or only C(msg)
+      saying why the pool could not be asked.
+  returned: when O(opcache_reset) is true, a PHP-FPM socket was found and not in check mode
+  type: dict
 """
 
 import http.client
@@ -137,6 +175,13 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cutover.web.plugins.module_utils._maintenance import window
+from ansible_collections.cutover.web.plugins.module_utils._module import run
+from ansible_collections.cutover.web.plugins.module_utils._opcache import reset_opcache
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
+
+OPCACHE_TIMEOUT = 30
 
 
 def _read(path):
@@ -197,9 +242,54 @@ def _restart(module):
         time.sleep(0.1)
 
 
+def _opcache(module, layout, socket):
+    """The OPcache reset of the pool at ``socket``; a pool that cannot be asked is reported, not raised."""
+    try:
+        result = reset_opcache(layout, socket, module.params['release_path'], timeout=OPCACHE_TIMEOUT)
+    except CutoverError as exc:
+        return dict(msg=exc.msg)
+    except OSError as exc:
+        return dict(msg='Cannot ask the PHP-FPM pool at %s: %s.' % (socket, exc.strerror or exc))
+    if result['pending']:
+        module.warn('The OPcache reset of the pool at %s was asked but had not happened after %d s: requests that '
+                    'were running then still ran; OPcache restarts at the first request after they end.'
+                    % (socket, OPCACHE_TIMEOUT))
+    return result
+
+
+def serve(module, layout):
+    p = module.params
+    path = p['path']
+    served = os.path.join(p['release_path'], p['webroot']) if p['webroot'] else p['release_path']
+    if not os.path.isdir(served):
+        raise CutoverError("The release %s has no directory %s to serve (the webroot is \"%s\"); set the webroot to the "
+                           "directory the application serves, or '' for the release root."
+                           % (p['release_path'], served, p['webroot']), path=served)
+    before = _read(path)
+    changed = before != p['content']
+    result = dict(changed=changed, served=served, restarted=False)
+    if changed and not module.check_mode:
+        _put(module, path, p['content'])
+        result['seconds'] = _restart(module)
+        result['restarted'] = True
+    lifted = window(layout, 'absent', check_mode=module.check_mode)
+    result['changed'] = changed or lifted['changed']
+    result['window'] = dict((k, lifted[k]) for k in ('was_active', 'since', 'seconds') if k in lifted)
+    sockets = re.findall(r'proxy:unix:([^|"]+)\|', (_read(p['site']) if p['site'] else None) or '')
+    result['fpm_socket'] = sockets[0] if sockets else ''
+    if p['opcache_reset'] and result['fpm_socket'] and not module.check_mode:
+        result['opcache'] = _opcache(module, layout, result['fpm_socket'])
+        result['changed'] = result['changed'] or bool(result['opcache'].get('changed'))
+    result['diff'] = [dict(before=before or '', after=p['content'], before_header=path, after_header=path)]
+    if lifted['changed']:
+        result['diff'].append(lifted['diff'])
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            root=dict(type='path', required=True),
             path=dict(type='path', required=True),
             content=dict(type='str', required=True),
             release_path=dict(type='path', required=True),
@@ -210,33 +300,11 @@ def main():
             host=dict(type='str', default='localhost'),
             timeout=dict(type='int', default=10),
             site=dict(type='path'),
+            opcache_reset=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
-    p = module.params
-    path = p['path']
-    served = os.path.join(p['release_path'], p['webroot']) if p['webroot'] else p['release_path']
-    if not os.path.isdir(served):
-        module.fail_json(msg="The release %s has no directory %s to serve (the webroot is \"%s\"); set the webroot to the "
-                             "directory the application serves, or '' for the release root."
-                             % (p['release_path'], served, p['webroot']), path=served)
-    try:
-        before = _read(path)
-        changed = before != p['content']
-        result = dict(changed=changed, served=served, restarted=False)
-        if changed and not module.check_mode:
-            _put(module, path, p['content'])
-            result['seconds'] = _restart(module)
-            result['restarted'] = True
-        site = _read(p['site']) if p['site'] else None
-    except OSError as exc:
-        where = exc.filename if isinstance(exc.filename, str) else path
-        module.fail_json(msg='Cannot use %s for the release pointer %s: %s.' % (where, path, exc.strerror or exc), path=where)
-    sockets = re.findall(r'proxy:unix:([^|"]+)\|', site or '')
-    result['fpm_socket'] = sockets[0] if sockets else ''
-    if module._diff:
-        result['diff'] = dict(before=before or '', after=p['content'], before_header=path, after_header=path)
-    module.exit_json(**result)
+    run(module, lambda layout: serve(module, layout))
 
 
 if __name__ == '__main__':

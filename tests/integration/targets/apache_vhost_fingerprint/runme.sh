@@ -6,7 +6,6 @@
 # reports the repair and changes nothing.
 set -eu -o pipefail
 
-ROOT=/srv/cutover-it-fp/site
 URL=http://127.0.0.1:18151
 SITE=/etc/apache2/sites-available/cutover-itfp.conf
 HERE=$(cd "$(dirname "$0")" && pwd)
