@@ -37,7 +37,7 @@ expect_status() { # PATH STATUS
     [[ $status == "$2" ]] || fail "GET /$1 answered $status, expected $2"
 }
 # The set-up's tasks show in the output only when the set-up runs.
-SETUP_TASK='TASK \[cutover.web.apache_vhost : Write the vhost\]'
+SETUP_TASK='TASK \[cutover.web.apache_vhost : Find whether the packages are installed\]'
 expect_setup() { grep -q "$SETUP_TASK" "$OUT/last" || fail "the deploy did not set the site up again"; }
 expect_no_setup() { ! grep -q "$SETUP_TASK" "$OUT/last" || fail "the deploy set up a site nothing had changed in"; }
 expect_site_as_made() { cmp -s "$OUT/site.conf" "$SITE" || fail "$SITE is not the vhost the role writes: $(diff "$OUT/site.conf" "$SITE" || true)"; }
