@@ -33,8 +33,10 @@ the option that column is skipped, with a message.
 
 When run as root on a host with Apache (Debian's apache2), the deploy playbook also runs as
 users run it, ``cutover_apache_vhost: true`` with a vhost of the apache_vhost role on
-``--apache-port`` (PHP-FPM, the role's default), beside the same deploy without it; the vhost,
-its release pointer and its Listen line are removed at the end. Other runs that use this
+``--apache-port`` (PHP-FPM, the role's default), beside the same deploy without it (the Mitogen
+column with the vhost has its own, ``speed-bench-mitogen`` on the next port, so that neither
+column's deploys change the other's vhost); the vhosts, their release pointers, the role's records
+and their Listen lines are removed at the end. Other runs that use this
 host's Apache must not run at the same time (e.g. ``flock /tmp/cutover-apache.lock`` around both).
 ``--no-apache`` leaves that column out.
 
@@ -118,10 +120,9 @@ class CutoverVhost(Cutover):
 class ApacheSite(object):
     """One vhost of the apache_vhost role on this host's Apache, removed again by remove()."""
 
-    NAME = 'speed-bench'
-
-    def __init__(self, port):
+    def __init__(self, port, name='speed-bench'):
         self.port = port
+        self.NAME = name
         # The server's PHP mode as it is: the bench does not switch it under other sites.
         mpm = subprocess.run(['a2query', '-M'], stdout=subprocess.PIPE, check=False).stdout.decode().strip()
         self.php = 'mod_php' if mpm == 'prefork' else 'fpm'
@@ -139,10 +140,11 @@ class ApacheSite(object):
             c.close()
 
     def remove(self):
-        """No vhost, release pointer or Listen line of the bench left; Apache restarted gracefully."""
+        """No vhost, release pointer, record of the role's set-up or Listen line of the bench left; Apache
+        restarted gracefully."""
         conf = 'cutover-%s.conf' % self.NAME
         for path in ('/etc/apache2/sites-enabled/' + conf, '/etc/apache2/sites-available/' + conf,
-                     '/etc/apache2/cutover/%s-release.conf' % self.NAME):
+                     '/etc/apache2/cutover/%s-release.conf' % self.NAME, '/var/lib/cutover-web/apache_vhost/%s.json' % self.NAME):
             if os.path.lexists(path):
                 os.unlink(path)
         with open('/etc/apache2/ports.conf') as f:
@@ -210,15 +212,17 @@ def mitogen_ansible(args, workdir):
     return mitogen
 
 
-def apache_site(args):
-    """The bench's vhost on this host's Apache, or None (with the reason logged)."""
+def apache_sites(args):
+    """The bench's vhosts on this host's Apache, one per column that has one (its own name and port, so
+    that each column's apache_vhost role finds its own site as its last run left it), or None (with the
+    reason logged)."""
     why = ('--no-apache given' if args.no_apache else 'not run as root' if os.geteuid() != 0
            else 'no apache2ctl or a2query (Debian\'s apache2)' if not (shutil.which('apache2ctl') and shutil.which('a2query'))
            else None)
     if why:
         log('cutover_apache_vhost column skipped: %s' % why)
         return None
-    return ApacheSite(args.apache_port)
+    return {'vhost': ApacheSite(args.apache_port), 'mitogen_vhost': ApacheSite(args.apache_port + 1, 'speed-bench-mitogen')}
 
 
 class Floor(object):
@@ -328,10 +332,10 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
             'floor_c': lambda: Floor(os.path.join(workdir, 'floor-c.%d' % r), checksum=True),
             'quick': lambda: Cutover(ansible, os.path.join(workdir, 'cutover-quick.%d' % r), checksum=False),
             'floor': lambda: Floor(os.path.join(workdir, 'floor.%d' % r)),
-            'vhost': lambda: CutoverVhost(ansible, os.path.join(workdir, 'cutover-vhost.%d' % r), site),
+            'vhost': lambda: CutoverVhost(ansible, os.path.join(workdir, 'cutover-vhost.%d' % r), site['vhost']),
             'ansistrano': lambda: Ansistrano(ansible, os.path.join(workdir, 'ansistrano.%d' % r), role, workdir),
             'mitogen': lambda: Cutover(mitogen, os.path.join(workdir, 'mitogen.%d' % r)),
-            'mitogen_vhost': lambda: CutoverVhost(mitogen, os.path.join(workdir, 'mitogen-vhost.%d' % r), site),
+            'mitogen_vhost': lambda: CutoverVhost(mitogen, os.path.join(workdir, 'mitogen-vhost.%d' % r), site['mitogen_vhost']),
         }
         methods = {key: makers[key]() for key in keys}
         for key, method in methods.items():
@@ -411,7 +415,7 @@ def main(argv=None):
         # contents too (rsync -c), and the playbook comparing size and mtime beside the plain floor;
         # then, when there are, the playbook with the Apache vhost and ansistrano.deploy.
         role = ansistrano_role(args.ansistrano) if 'ansistrano' in args.methods.split(',') else None
-        site = apache_site(args) if {'vhost', 'mitogen_vhost'} & set(args.methods.split(',')) else None
+        site = apache_sites(args) if {'vhost', 'mitogen_vhost'} & set(args.methods.split(',')) else None
         if site is not None:
             os.chmod(workdir, 0o755)  # Apache and PHP walk through it
         wanted = set(args.methods.split(',')) | {'cut', 'floor'}
@@ -436,8 +440,8 @@ def main(argv=None):
             disk = run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t, checks, role, site,
                        mitogen)
         finally:
-            if site is not None:
-                site.remove()
+            for each in (site or {}).values():
+                each.remove()
         log('seconds: %s' % json.dumps({'/'.join(k) if isinstance(k, tuple) else k: v for k, v in t.items()}))
         startup = med(t['startup'])
 
@@ -471,7 +475,8 @@ def main(argv=None):
         if site is not None:
             lines += ['', 'cutover_apache_vhost column: the apache_vhost role (apache_vhost_php: %s, this server\'s mode) '
                       'with a vhost on port %d of this host\'s Apache, set up by the first deploy of each repeat; '
-                      'nothing in the vhost changes after it.' % (site.php, site.port)]
+                      'nothing in the vhost changes after it (the Mitogen column has a vhost of its own on port %d).'
+                      % (site['vhost'].php, site['vhost'].port, site['mitogen_vhost'].port)]
         if mitogen is not None:
             lines += ['', 'Mitogen columns: the same playbook run by %s with the mitogen_linear strategy of %s.' % (
                 os.path.join(args.mitogen, 'bin', 'ansible-playbook'), mitogen.env['ANSIBLE_STRATEGY_PLUGINS'])]

@@ -1,0 +1,1 @@
+<?php echo "release v1\n";
