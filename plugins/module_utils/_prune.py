@@ -152,20 +152,32 @@ def plan_staging(layout, older_than=3600, everything=False, now=None):
     return sorted(remove), left
 
 
+def clear_staging(layout, older_than=3600, everything=False, check_mode=False):
+    """Remove the staging leftovers plan_staging names; return (names removed, {name: why it is left}).
+
+    Each entry left in place is also named in one of ``layout.warnings``.
+    """
+    staging, left = plan_staging(layout, older_than, everything)
+    if not check_mode:
+        for name in staging:
+            remove_tree(layout, os.path.join(layout.staging_dir, name), layout.staging_dir)
+    for name, why in sorted(left.items()):
+        layout.warnings.append('Left %s in place: it is %s, and pruning removes only directories from the staging area.'
+                               % (os.path.join(layout.staging_dir, name), why))
+    return staging, left
+
+
 def prune(layout, keep, protect=(), failed_older_than=86400, staging_older_than=3600, check_mode=False,
           staging_all=False, releases=True):
-    """Prune releases (unless ``releases`` is false) and staging leftovers (see plan_staging)."""
+    """Prune releases (unless ``releases`` is false) and staging leftovers (see clear_staging)."""
     if releases:
         removed, _staging, kept = plan(layout, keep, protect, failed_older_than, staging_older_than)
     else:
         removed, kept = [], {}
-    staging, left = plan_staging(layout, staging_older_than, staging_all)
     for rid in removed:
         # In check mode this makes the same refusals a real run would, and removes nothing.
         remove_release(layout, rid, check_mode=check_mode)
-    if not check_mode:
-        for name in staging:
-            remove_tree(layout, os.path.join(layout.staging_dir, name), layout.staging_dir)
+    staging, left = clear_staging(layout, staging_older_than, staging_all, check_mode=check_mode)
     return {
         'changed': bool(removed or staging),
         'removed': removed,

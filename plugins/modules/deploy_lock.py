@@ -94,7 +94,19 @@ options:
         and give an existing root this mode, so that the first task of a deploy also prepares its root.
       - An octal mode, such as V('0755'). Without it, a missing root fails the task.
     type: raw
+  clear_staging:
+    description:
+      - With O(state=present), once the lock is held, remove what earlier runs left in the staging area
+        C(<root>/.cutover/staging/) (a push or a half-built release of a run that was killed or failed),
+        whatever its age: under the lock no other deploy writes there. A young check-mode push (check mode
+        takes no lock) is left, and so is an entry that is not a directory, named in a warning. The same as
+        M(cutover.web.prune_releases) with O(cutover.web.prune_releases#module:staging_all=true), in the run that
+        takes the lock.
+    type: bool
+    default: false
 seealso:
+  - module: cutover.web.prune_releases
+    description: Removes old releases and staging leftovers, and gives the lock back.
   - module: cutover.web.release_info
     description: Reports the current lock holder.
 """
@@ -141,12 +153,26 @@ took_over:
   description: The record of a lock that was taken over (expired, not valid, or held by a dead run), or null.
   returned: always
   type: dict
+removed_staging:
+  description: The staging leftovers removed by O(clear_staging) (or that would be, in check mode).
+  returned: when O(clear_staging) is true and O(state=present)
+  type: list
+  elements: str
+  sample: [push-20261204T101010123456Z-77.1764842210.0.ansible]
+skipped_staging:
+  description: Entries of the staging area that O(clear_staging) left in place because they are not directories, each with why.
+  returned: when O(clear_staging) is true and O(state=present)
+  type: dict
+  sample: {notes.txt: not a directory}
 """
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import CONTROLLER_OPTIONS, DEFAULT_TTL, acquire, check_ttl, release
 from ansible_collections.cutover.web.plugins.module_utils._module import octal_mode, run
+from ansible_collections.cutover.web.plugins.module_utils._prune import clear_staging
 
 
 def act(module, layout):
@@ -165,6 +191,16 @@ def act(module, layout):
         if warning:
             module.warn(warning)
         before, after = result['took_over'] or ({} if result['changed'] else result['holder']), result['holder']
+        # A new root (check mode did not make it) has no staging area.
+        if p['clear_staging'] and os.path.isdir(layout.root):
+            try:
+                result['removed_staging'], result['skipped_staging'] = clear_staging(layout, everything=True,
+                                                                                     check_mode=module.check_mode)
+            except BaseException:
+                # The task fails: a lock it took would be left held, with no task to give it back.
+                if result['changed'] and not module.check_mode:
+                    release(layout, p['owner'], p['run_id'])
+                raise
     else:
         result = release(layout, p['owner'], p['run_id'], p['force'], check_mode=module.check_mode)
         before, after = result['holder'], None
@@ -174,6 +210,9 @@ def act(module, layout):
     if root_changed:
         result['changed'] = True
         result['diff']['after'] += 'root %s mode %s\n' % (layout.root, p['root_mode'])
+    if result.get('removed_staging'):
+        result['changed'] = True
+        result['diff']['before'] += ''.join('staging %s\n' % name for name in result['removed_staging'])
     result['root_changed'] = root_changed
     return result
 
@@ -188,6 +227,7 @@ def main():
             ttl=dict(type='int', default=DEFAULT_TTL),
             force=dict(type='bool', default=False),
             root_mode=dict(type='raw'),
+            clear_staging=dict(type='bool', default=False),
             **CONTROLLER_OPTIONS
         ),
         supports_check_mode=True,

@@ -139,8 +139,6 @@ lock_held:
   type: bool
 """
 
-import os
-
 from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, run_locked
 from ansible_collections.cutover.web.plugins.module_utils._prune import prune
 
@@ -159,15 +157,9 @@ def main():
     )
     p = module.params
 
-    def act(layout):
-        result = prune(layout, p['keep'], p['protect'], p['failed_older_than'], p['staging_older_than'],
-                       check_mode=module.check_mode, staging_all=p['staging_all'], releases=p['releases'])
-        for name, why in sorted(result['skipped_staging'].items()):
-            module.warn('Left %s in place: it is %s, and pruning removes only directories from the staging area.'
-                        % (os.path.join(layout.staging_dir, name), why))
-        return result
-
-    run_locked(module, act)
+    run_locked(module, lambda layout: prune(layout, p['keep'], p['protect'], p['failed_older_than'], p['staging_older_than'],
+                                            check_mode=module.check_mode, staging_all=p['staging_all'],
+                                            releases=p['releases']))
 
 
 if __name__ == '__main__':
