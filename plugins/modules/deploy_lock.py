@@ -98,7 +98,7 @@ options:
     description:
       - With O(state=present), once the lock is held, remove what earlier runs left in the staging area
         C(<root>/.cutover/staging/) (a push or a half-built release of a run that was killed or failed),
-        whatever its age: under the lock no other deploy writes there. A young check-mode push (check mode
+        whatever its age, since under the lock no other deploy writes there. A young check-mode push (check mode
         takes no lock) is left, and so is an entry that is not a directory, named in a warning. The same as
         M(cutover.web.prune_releases) with O(cutover.web.prune_releases#module:staging_all=true), in the run that
         takes the lock.
