@@ -192,6 +192,15 @@ expect_output "runs on Debian and its derivatives only"
 [[ $(current) == "$V1" ]] || fail "the refused run moved current to $(current)"
 expect_page index.php "page v1"
 
+step "wrong vhost settings are refused in one sentence each, before anything changes"
+play_fails deploy -e deploy_src="$HERE/files/v3" -e '{"apache_vhost_maintenance_allow": ["10.0.0.0/8", "everyone"]}'
+expect_output "The maintenance window settings are wrong: apache_vhost_maintenance_allow must list IP addresses or networks such as 10.0.0.0/8 (not everyone)"
+play_fails deploy -e deploy_src="$HERE/files/v3" -e apache_vhost_webroot=../up
+expect_output "apache_vhost_webroot a relative path without '..' (it is \"../up\")"
+[[ $(sha256sum "$conf") == "$before" ]] || fail "a refused run changed $conf"
+[[ $(current) == "$V1" ]] || fail "a refused run moved current to $(current)"
+expect_page index.php "page v1"
+
 step "deploy from an archive"
 tar czf "$OUT/v3.tar.gz" -C "$HERE/files/v3" .
 play deploy -e deploy_src="$OUT/v3.tar.gz" -e deploy_probe_url=$URL/ -e deploy_probe_content='page v3'
