@@ -12,6 +12,9 @@ module: vhost_release
 short_description: Point an Apache vhost at a release and restart Apache gracefully until it serves it
 version_added: 0.1.0
 description:
+  - With O(switch), first switches C(<root>/current) to the release, as M(cutover.web.atomic_symlink) with
+    O(cutover.web.atomic_symlink#module:release) does, so that a deploy moves C(current) and what Apache serves
+    in one module run.
   - Writes the release pointer of a site of the P(cutover.web.apache_vhost#role) role (the file its vhost
     includes, which names the resolved release path as DocumentRoot), checked with O(validate) before it is
     put in place.
@@ -83,6 +86,14 @@ options:
         releases of O(root). Nothing to do when the vhost names no PHP-FPM socket (mod_php, no PHP).
     type: bool
     default: false
+  switch:
+    description:
+      - Switch C(<root>/current) to the release before the pointer is written; O(release_path) must then be a
+        release of O(root), C(<root>/releases/<id>).
+      - When a later step fails (the pointer refused, Apache not serving the release in time), the failed task
+        still says what the switch did (C(changed), RV(previous_release)), so that the caller can switch back.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes
@@ -90,12 +101,13 @@ attributes:
   check_mode:
     support: full
     details:
-      - Reports whether the pointer would change and whether the window would be lifted; writes nothing,
-        restarts nothing and asks no PHP-FPM pool.
+      - Reports whether the pointer (and, with O(switch), C(current)) would change and whether the window would
+        be lifted; writes nothing, restarts nothing and asks no PHP-FPM pool.
   diff_mode:
     support: full
     details:
-      - The diff shows the pointer before and after, and the maintenance page when the window is lifted.
+      - The diff shows the pointer before and after (and, with O(switch), C(current)'s text), and the maintenance
+        page when the window is lifted.
   safe_file_operations:
     support: full
     details:
@@ -111,9 +123,10 @@ seealso:
 
 EXAMPLES = r"""
 ---
-- name: Serve release 20261205T080000Z of the shop
+- name: Switch current to release 20261205T080000Z of the shop and serve it, in one run
   cutover.web.vhost_release:
     root: /srv/www/shop
+    switch: true
     path: /etc/apache2/cutover/shop-release.conf
     content: |
       DocumentRoot "/srv/www/shop/releases/20261205T080000Z/public"
@@ -125,6 +138,7 @@ EXAMPLES = r"""
     port: 80
     site: /etc/apache2/sites-available/cutover-shop.conf
     opcache_reset: true
+  register: served
 """
 
 RETURN = r"""
@@ -160,6 +174,18 @@ window:
       description: How long it was on until it was lifted.
       type: float
       returned: when it was lifted
+release:
+  description: With O(switch), the release C(current) points at after the task.
+  returned: when O(switch) is true
+  type: str
+previous_release:
+  description: With O(switch), the release C(current) pointed at before the task (null when there was none).
+  returned: when O(switch) is true (also when a later step failed)
+  type: str
+previous:
+  description: With O(switch), the text of C(current) before the task, or null when there was no link.
+  returned: when O(switch) is true
+  type: str
 opcache:
   description:
     - What M(cutover.web.opcache_reset) returns (C(enabled), C(before), C(after), C(pending)), or only C(msg)
@@ -180,6 +206,7 @@ from ansible_collections.cutover.web.plugins.module_utils._maintenance import wi
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._opcache import reset_opcache
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
+from ansible_collections.cutover.web.plugins.module_utils._switch import switch
 
 OPCACHE_TIMEOUT = 30
 
@@ -212,9 +239,9 @@ def _put(module, path, content):
         os.chmod(tmp, 0o644)
         rc, out, err = module.run_command(p['validate'] % tmp if '%s' in p['validate'] else p['validate'])
         if rc != 0:
-            module.fail_json(msg='The release pointer %s was not put in place, as %s refused it: %s.'
-                             % (path, p['validate'].split()[0], (err or out).strip() or 'exit status %d' % rc),
-                             path=path, rc=rc, stdout=out, stderr=err)
+            raise CutoverError('The release pointer %s was not put in place, as %s refused it: %s.'
+                               % (path, p['validate'].split()[0], (err or out).strip() or 'exit status %d' % rc),
+                               path=path, rc=rc, stdout=out, stderr=err)
         module.atomic_move(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -227,8 +254,8 @@ def _restart(module):
     started = time.monotonic()
     rc, out, err = module.run_command(p['restart'])
     if rc != 0:
-        module.fail_json(msg='The graceful restart of Apache (%s) failed: %s.' % (' '.join(p['restart']), (err or out).strip()),
-                         path=p['path'], rc=rc, stdout=out, stderr=err)
+        raise CutoverError('The graceful restart of Apache (%s) failed: %s.' % (' '.join(p['restart']), (err or out).strip()),
+                           path=p['path'], rc=rc, stdout=out, stderr=err)
     deadline = started + p['timeout']
     while True:
         try:
@@ -237,8 +264,8 @@ def _restart(module):
         except (OSError, http.client.HTTPException):
             pass
         if time.monotonic() > deadline:
-            module.fail_json(msg='Apache on port %d did not serve release %s within %d s of a graceful restart.'
-                             % (p['port'], want, p['timeout']), path=p['path'])
+            raise CutoverError('Apache on port %d did not serve release %s within %d s of a graceful restart.'
+                               % (p['port'], want, p['timeout']), path=p['path'])
         time.sleep(0.1)
 
 
@@ -254,6 +281,29 @@ def _opcache(module, layout, socket):
         module.warn('The OPcache reset of the pool at %s was asked but had not happened after %d s: requests that '
                     'were running then still ran; OPcache restarts at the first request after they end.'
                     % (socket, OPCACHE_TIMEOUT))
+    return result
+
+
+def switch_and_serve(module, layout):
+    """serve(), after the switch of current to the release with O(switch). A step that fails after the switch still
+    says what it switched (changed, previous_release), so the caller can switch back: the module never does."""
+    p = module.params
+    if not p['switch']:
+        return serve(module, layout)
+    release_path = os.path.normpath(p['release_path'])
+    if os.path.dirname(release_path) != layout.releases_dir:
+        raise CutoverError('With switch, release_path must be a release of %s (%s/<id>), but it is %s.'
+                           % (layout.root, layout.releases_dir, p['release_path']), path=p['release_path'])
+    switched = switch(layout, release=os.path.basename(release_path), check_mode=module.check_mode)
+    said = dict((k, switched[k]) for k in ('release', 'previous_release', 'previous', 'link_text'))
+    try:
+        result = serve(module, layout)
+    except CutoverError as exc:
+        if switched['changed'] and not module.check_mode:
+            exc.details.update(said, changed=True)
+        raise
+    result.update(said, changed=result['changed'] or switched['changed'])
+    result['diff'].insert(0, switched['diff'])
     return result
 
 
@@ -301,10 +351,11 @@ def main():
             timeout=dict(type='int', default=10),
             site=dict(type='path'),
             opcache_reset=dict(type='bool', default=False),
+            switch=dict(type='bool', default=False),
         ),
         supports_check_mode=True,
     )
-    run(module, lambda layout: serve(module, layout))
+    run(module, lambda layout: switch_and_serve(module, layout))
 
 
 if __name__ == '__main__':

@@ -1,0 +1,113 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""vhost_release through AnsibleModule with switch: current and the release pointer in one run.
+
+The Apache of these tests is a small HTTP server that answers with the release its pointer file names (as
+Apache does once the pointer is included); the validate and restart commands are ``true``. The integration
+targets run the same module against Debian's Apache.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import threading
+
+import pytest
+
+from ansible_collections.cutover.web.plugins.modules import vhost_release
+from ansible_collections.cutover.web.tests.unit.helpers import deploy, run_module, snapshot
+
+
+def pointer_text(release):
+    return 'DocumentRoot "/x/releases/%s"\nHeader always set X-Cutover-Release "%s"\n' % (release, release)
+
+
+@pytest.fixture
+def apache(tmp_path):
+    """(port, pointer path): a server whose X-Cutover-Release header is the release the pointer file names."""
+    pointer = str(tmp_path / 'conf' / 'shop-release.conf')
+    os.makedirs(os.path.dirname(pointer))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(200)
+            try:
+                with open(pointer) as f:
+                    found = re.search(r'X-Cutover-Release "([^"]+)"', f.read())
+            except FileNotFoundError:
+                found = None
+            if found:
+                self.send_header('X-Cutover-Release', found.group(1))
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], pointer
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def site(root, tmp_path, capsys):
+    """A root with the releases A (live) and B (ready), each with a public/ directory."""
+    deploy(root, tmp_path, capsys, dict((rid, {'public/index.html': 'release ' + rid}) for rid in 'AB'), live=False)
+    from ansible_collections.cutover.web.plugins.modules import atomic_symlink
+    run_module(atomic_symlink, dict(root=root, release='A'), capsys)
+    return root
+
+
+def args(site, apache, release, **more):
+    port, pointer = apache
+    return dict(dict(root=site, switch=True, path=pointer, content=pointer_text(release),
+                     release_path=os.path.join(site, 'releases', release), webroot='public',
+                     validate='true', restart=['true'], port=port, timeout=5), **more)
+
+
+def test_switch_and_serve_in_one_run(site, apache, capsys):
+    current = os.path.join(site, 'current')
+    before = snapshot(site)
+    planned = run_module(vhost_release, args(site, apache, 'B'), capsys, check_mode=True)
+    assert planned['rc'] == 0 and planned['changed'] is True and planned['previous_release'] == 'A'
+    assert planned['diff'][0]['after'] == 'releases/B\n'
+    assert snapshot(site) == before and not os.path.exists(apache[1])
+
+    served = run_module(vhost_release, args(site, apache, 'B'), capsys)
+    assert served['rc'] == 0 and served['changed'] is True and served['restarted'] is True
+    assert served['release'] == 'B' and served['previous_release'] == 'A'
+    assert os.readlink(current) == 'releases/B'
+    with open(apache[1]) as f:
+        assert f.read() == pointer_text('B')
+
+    again = run_module(vhost_release, args(site, apache, 'B'), capsys)
+    assert again['rc'] == 0 and again['changed'] is False and again['restarted'] is False
+    assert again['previous_release'] == 'B'
+
+
+def test_failure_after_the_switch_says_what_it_switched(site, apache, capsys):
+    """The pointer is refused after current moved: the failed task still says so, for the caller to switch back."""
+    failed = run_module(vhost_release, args(site, apache, 'B', validate='false'), capsys)
+    assert failed['rc'] == 1 and failed['changed'] is True
+    assert failed['previous_release'] == 'A' and failed['release'] == 'B'
+    assert 'was not put in place' in failed['msg']
+    assert os.readlink(os.path.join(site, 'current')) == 'releases/B'
+    assert not os.path.exists(apache[1])
+
+
+def test_a_path_that_is_not_a_release_is_refused_before_anything_changes(site, apache, capsys, tmp_path):
+    before = snapshot(site)
+    elsewhere = str(tmp_path / 'elsewhere')
+    os.makedirs(os.path.join(elsewhere, 'public'))
+    refused = run_module(vhost_release, args(site, apache, 'B', release_path=elsewhere), capsys)
+    assert refused['rc'] == 1 and not refused.get('changed')
+    assert refused['msg'] == ('With switch, release_path must be a release of %s (%s/<id>), but it is %s.'
+                              % (site, os.path.join(site, 'releases'), elsewhere))
+    assert snapshot(site) == before and not os.path.exists(apache[1])
