@@ -89,7 +89,8 @@ options:
   switch:
     description:
       - Switch C(<root>/current) to the release before the pointer is written; O(release_path) must then be a
-        release of O(root), C(<root>/releases/<id>).
+        release of O(root), C(<root>/releases/<id>). A release without the directory to serve (O(webroot)) is
+        refused before the switch.
       - When a later step fails (the pointer refused, Apache not serving the release in time), the failed task
         still says what the switch did (C(changed), RV(previous_release)), so that the caller can switch back.
     type: bool
@@ -294,6 +295,7 @@ def switch_and_serve(module, layout):
     if os.path.dirname(release_path) != layout.releases_dir:
         raise CutoverError('With switch, release_path must be a release of %s (%s/<id>), but it is %s.'
                            % (layout.root, layout.releases_dir, p['release_path']), path=p['release_path'])
+    _served(p)  # before the switch: a release Apache could not serve never goes live
     switched = switch(layout, release=os.path.basename(release_path), check_mode=module.check_mode)
     said = dict((k, switched[k]) for k in ('release', 'previous_release', 'previous', 'link_text'))
     try:
@@ -307,14 +309,20 @@ def switch_and_serve(module, layout):
     return result
 
 
-def serve(module, layout):
-    p = module.params
-    path = p['path']
+def _served(p):
+    """The directory of the release Apache is to serve; refused when the release has none."""
     served = os.path.join(p['release_path'], p['webroot']) if p['webroot'] else p['release_path']
     if not os.path.isdir(served):
         raise CutoverError("The release %s has no directory %s to serve (the webroot is \"%s\"); set the webroot to the "
                            "directory the application serves, or '' for the release root."
                            % (p['release_path'], served, p['webroot']), path=served)
+    return served
+
+
+def serve(module, layout):
+    p = module.params
+    path = p['path']
+    served = _served(p)
     before = _read(path)
     changed = before != p['content']
     result = dict(changed=changed, served=served, restarted=False)

@@ -178,6 +178,16 @@ expect_page index.php "page v1"
 [[ $(state_of v3-probe) == bad ]] || fail "v3-probe is $(state_of v3-probe), expected bad"
 [[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
 
+step "a release without the directory the vhost serves: refused before current moves, marked failed"
+mkdir -p "$OUT/noweb" && echo "no public dir" > "$OUT/noweb/index.html"
+play_fails deploy -e deploy_src="$OUT/noweb" -e deploy_release_id=v3-noweb
+expect_output "Before v3-noweb went live, .*has no directory $ROOT/releases/v3-noweb/public to serve"
+expect_output "current was not switched to it, so nothing was switched back"
+[[ $(current) == "$V1" ]] || fail "the refused release moved current to $(current)"
+expect_page index.php "page v1"
+[[ $(state_of v3-noweb) == failed ]] || fail "v3-noweb is $(state_of v3-noweb), expected failed"
+[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
+
 step "a broken vhost template is rejected; the live config and the site stay"
 conf=$(ls /etc/apache2/sites-available/cutover-it.conf)
 before=$(sha256sum "$conf")
@@ -266,11 +276,11 @@ for v in 1 2; do
     printf '<?php echo "flat v%s";\n' "$v" >"$OUT/flat$v/index.php"
 done
 flat() { ansible-playbook -i "$OUT/flat.ini" "cutover.web.$1" "${@:2}" 2>&1 | tee "$OUT/last"; }
-[[ -d $ROOT/releases/v3-build && -d $ROOT/releases/v3-probe ]] || fail "the failed and bad releases were pruned within a day"
+[[ -d $ROOT/releases/v3-build && -d $ROOT/releases/v3-probe && -d $ROOT/releases/v3-noweb ]] || fail "the failed and bad releases were pruned within a day"
 flat deploy -e deploy_src="$OUT/flat1" -e deploy_release_id=flat1 -e deploy_keep_failed_for=0
 expect_recap 'failed=0'
 expect_page index.php "flat v1"
-[[ ! -e $ROOT/releases/v3-build && ! -e $ROOT/releases/v3-probe && ! -e $ROOT/releases/mig-broken ]] ||
+[[ ! -e $ROOT/releases/v3-build && ! -e $ROOT/releases/v3-noweb && ! -e $ROOT/releases/v3-probe && ! -e $ROOT/releases/mig-broken ]] ||
     fail "deploy_keep_failed_for=0 left failed or bad releases: $(ls "$ROOT/releases")"
 flat deploy -e deploy_src="$OUT/flat2" -e deploy_release_id=flat2
 expect_recap 'failed=0'

@@ -111,3 +111,13 @@ def test_a_path_that_is_not_a_release_is_refused_before_anything_changes(site, a
     assert refused['msg'] == ('With switch, release_path must be a release of %s (%s/<id>), but it is %s.'
                               % (site, os.path.join(site, 'releases'), elsewhere))
     assert snapshot(site) == before and not os.path.exists(apache[1])
+
+
+def test_a_release_without_the_webroot_is_refused_before_the_switch(site, apache, capsys, root):
+    os.rename(os.path.join(site, 'releases', 'B', 'public'), os.path.join(site, 'releases', 'B', 'web'))
+    before = snapshot(site)
+    refused = run_module(vhost_release, args(site, apache, 'B'), capsys)
+    assert refused['rc'] == 1 and not refused.get('changed') and 'previous_release' not in refused
+    assert refused['msg'].startswith('The release %s has no directory %s to serve'
+                                     % (os.path.join(site, 'releases', 'B'), os.path.join(site, 'releases', 'B', 'public')))
+    assert snapshot(site) == before and os.readlink(os.path.join(site, 'current')) == 'releases/A'
