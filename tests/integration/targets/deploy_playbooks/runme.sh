@@ -57,6 +57,14 @@ info = json.load(sys.stdin)
 print(next((r["state"] for r in info["releases"] if r["id"] == sys.argv[1]), "missing"))' "$1"
 }
 current() { basename "$(readlink "$ROOT/current")"; }
+# after_failed_deploy RELEASE STATE LIVE PAGE: the deploy of RELEASE failed and left it STATE (failed or
+# bad), LIVE is current and its PAGE text is served, the lock was given back.
+after_failed_deploy() {
+    [[ $(current) == "$3" ]] || fail "the failed deploy of $1 left current at $(current), expected $3"
+    expect_page index.php "$4"
+    [[ $(state_of "$1") == "$2" ]] || fail "$1 is $(state_of "$1"), expected $2"
+    [[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
+}
 release_count() { find "$ROOT/releases" -mindepth 1 -maxdepth 1 | wc -l; }
 tree_state() { # DIR: each entry's path, mode, owner, group and content (or link text), then every ACL
     (cd "$1" && find . -print0 | sort -z | while IFS= read -r -d '' p; do
@@ -166,27 +174,19 @@ expect_recap "changed=0"
 step "a failing build command: the old release keeps serving, the new one is failed, the lock is free"
 play_fails deploy -e deploy_src="$HERE/files/v3" -e deploy_release_id=v3-build -e '{"deploy_build_commands": ["echo building", "exit 3"]}'
 expect_output 'stopped at "Run the build commands"'
-expect_page index.php "page v1"
-[[ $(state_of v3-build) == failed ]] || fail "v3-build is $(state_of v3-build), expected failed"
-[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
+after_failed_deploy v3-build failed "$V1" "page v1"
 
 step "a failing live probe: switched back at once, the new release is bad"
 play_fails deploy -e deploy_src="$HERE/files/v3" -e deploy_release_id=v3-probe -e deploy_probe_url=$URL/ -e deploy_probe_content='no such text' -e deploy_probe_retries=1
 expect_output "switched back to $V1"
-expect_page index.php "page v1"
-[[ $(current) == "$V1" ]] || fail "the failed probe left current at $(current)"
-[[ $(state_of v3-probe) == bad ]] || fail "v3-probe is $(state_of v3-probe), expected bad"
-[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
+after_failed_deploy v3-probe bad "$V1" "page v1"
 
 step "a release without the directory the vhost serves: refused before current moves, marked failed"
 mkdir -p "$OUT/noweb" && echo "no public dir" > "$OUT/noweb/index.html"
 play_fails deploy -e deploy_src="$OUT/noweb" -e deploy_release_id=v3-noweb
 expect_output "Before v3-noweb went live, .*has no directory $ROOT/releases/v3-noweb/public to serve"
 expect_output "current was not switched to it, so nothing was switched back"
-[[ $(current) == "$V1" ]] || fail "the refused release moved current to $(current)"
-expect_page index.php "page v1"
-[[ $(state_of v3-noweb) == failed ]] || fail "v3-noweb is $(state_of v3-noweb), expected failed"
-[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
+after_failed_deploy v3-noweb failed "$V1" "page v1"
 
 step "a broken vhost template is rejected; the live config and the site stay"
 conf=$(ls /etc/apache2/sites-available/cutover-it.conf)
@@ -259,10 +259,7 @@ sqlite3 "$DB" "INSERT INTO products (id, name, price_cents) VALUES (9, 'Written 
 play_fails deploy -e deploy_src="$OUT/mig-v3" -e "$MIGRATE" -e deploy_release_id=mig-broken
 expect_output "migration 0005-expand-broken failed"
 expect_output "the database was restored from"
-[[ $(current) == "$GOOD" ]] || fail "the failed migration left current at $(current)"
-expect_page index.php "page v2"
-[[ $(state_of mig-broken) == failed ]] || fail "mig-broken is $(state_of mig-broken), expected failed"
-[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
+after_failed_deploy mig-broken failed "$GOOD" "page v2"
 [[ $(sqlite3 "$DB" "SELECT count(*) FROM pragma_table_info('products') WHERE name = 'sku'") == 0 ]] ||
     fail "0004-expand-add-sku stayed applied"
 [[ $(sqlite3 "$DB" "SELECT name FROM products WHERE id = 9") == 'Written before' ]] || fail "a row written before was lost"
