@@ -357,19 +357,20 @@ def judge(records, ops, first):
 class Ansible(object):
     """Runs the collection's playbooks from this checkout with the repo's .venv."""
 
-    def __init__(self, workdir, venv, collections):
+    def __init__(self, workdir, venv, collections, repo=REPO):
         """venv: a virtualenv with ansible-core (its bin/ goes first on PATH); collections: the
-        collections path (os.pathsep-separated) that holds ansible.posix."""
+        collections path (os.pathsep-separated) that holds ansible.posix; repo: the checkout of
+        cutover.web whose playbooks run (this one by default)."""
         self.bin = os.path.join(venv, 'bin')
         if not os.access(os.path.join(self.bin, 'ansible-playbook'), os.X_OK):
             sys.exit('%s/ansible-playbook is missing: run ./dev setup first.' % self.bin)
         if not any(os.path.isdir(os.path.join(c, 'ansible_collections', 'ansible', 'posix'))
                    for c in collections.split(os.pathsep)):
             sys.exit('ansible.posix is not in %s: run ./dev setup first.' % collections)
-        # ansible_collections/cutover/web -> this checkout, so the playbooks run as they are here.
+        # ansible_collections/cutover/web -> the checkout, so the playbooks run as they are there.
         self.coll = os.path.join(workdir, 'collections')
         os.makedirs(os.path.join(self.coll, 'ansible_collections', 'cutover'))
-        os.symlink(REPO, os.path.join(self.coll, 'ansible_collections', 'cutover', 'web'))
+        os.symlink(repo, os.path.join(self.coll, 'ansible_collections', 'cutover', 'web'))
         self.inventory = os.path.join(workdir, 'inventory.ini')
         with open(self.inventory, 'w') as f:
             f.write('bench ansible_connection=local ansible_python_interpreter=%s\n' % shutil.which('python3'))

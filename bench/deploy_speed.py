@@ -8,7 +8,7 @@
 One command (after ``./dev setup``, which makes ``.venv`` and ``.work/collections``)::
 
     .venv/bin/python bench/deploy_speed.py [--files 20000 --size-mb 200 --repeat 3 --out bench/results/deploy_speed.md]
-        [--ansistrano /path/to/ansistrano-deploy] [--apache-port 18150 | --no-apache]
+        [--ansistrano /path/to/ansistrano-deploy] [--baseline /path/to/other/checkout] [--apache-port 18150 | --no-apache]
 
 On a generated site (the tree generator of ``bench/release_dir.py``), deploying from a directory
 on the controller to this host over a local connection, it times ``ansible-playbook
@@ -39,6 +39,11 @@ column's deploys change the other's vhost); the vhosts, their release pointers, 
 and their Listen lines are removed at the end. Other runs that use this
 host's Apache must not run at the same time (e.g. ``flock /tmp/cutover-apache.lock`` around both).
 ``--no-apache`` leaves that column out.
+
+With ``--baseline PATH`` (another checkout of cutover.web, e.g. ``git worktree add /tmp/base COMMIT``),
+that checkout's deploy playbook, with and without the vhost (its own, on the port after the Mitogen
+column's), runs as columns of their own in the same interleaved run: a before/after of a change
+measured side by side, not in two runs at different moments.
 
 It checks what it times: after each deploy the changed file is live (and, with the vhost, is what
 Apache serves), a redeploy with nothing changed makes no release and reports ``changed=0``, and the
@@ -222,7 +227,21 @@ def apache_sites(args):
     if why:
         log('cutover_apache_vhost column skipped: %s' % why)
         return None
-    return {'vhost': ApacheSite(args.apache_port), 'mitogen_vhost': ApacheSite(args.apache_port + 1, 'speed-bench-mitogen')}
+    return {'vhost': ApacheSite(args.apache_port), 'mitogen_vhost': ApacheSite(args.apache_port + 1, 'speed-bench-mitogen'),
+            'base_vhost': ApacheSite(args.apache_port + 2, 'speed-bench-base')}
+
+
+def baseline_ansible(args, workdir):
+    """The playbooks of the --baseline checkout of cutover.web, or None (with the reason logged)."""
+    if not args.baseline:
+        log('baseline columns skipped: no --baseline PATH (another checkout of cutover.web) given')
+        return None
+    path = os.path.abspath(args.baseline)
+    if not os.path.isfile(os.path.join(path, 'playbooks', 'deploy.yml')):
+        log('baseline columns skipped: %s is no checkout of cutover.web (no playbooks/deploy.yml)' % path)
+        return None
+    os.makedirs(os.path.join(workdir, 'baseline'))
+    return Ansible(os.path.join(workdir, 'baseline'), args.venv, args.collections, repo=path)
 
 
 class Floor(object):
@@ -267,6 +286,8 @@ TITLES = {
     'ansistrano': 'ansistrano.deploy, rsync strategy',
     'mitogen': 'cutover.web playbook under Mitogen (mitogen_linear)',
     'mitogen_vhost': 'cutover.web playbook, cutover_apache_vhost: true, under Mitogen',
+    'base_cut': 'baseline: cutover.web playbook of --baseline',
+    'base_vhost': 'baseline: cutover.web playbook of --baseline, cutover_apache_vhost: true',
 }
 
 
@@ -306,6 +327,8 @@ def parse_args(argv):
     p.add_argument('--no-disk', action='store_true', help='leave out the disk use of five releases')
     p.add_argument('--mitogen', metavar='VENV', help='a virtualenv with ansible-core and mitogen: adds the deploy '
                    'playbook run by its ansible-playbook with the mitogen_linear strategy as columns (skipped without it)')
+    p.add_argument('--baseline', metavar='PATH', help='another checkout of cutover.web (e.g. git worktree add PATH '
+                   'COMMIT): its deploy playbook, with and without the vhost, as columns of their own, interleaved')
     p.add_argument('--methods', default=','.join(TITLES),
                    help='comma-separated columns to run (cut and floor always run: the targets need them)')
     return p.parse_args(argv)
@@ -317,7 +340,7 @@ def check_live(method, changer, expected):
             raise RuntimeError('%s: the changed file is not live after the deploy' % method.label)
 
 
-def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t, checks, role, site, mitogen):
+def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t, checks, role, site, mitogen, base):
     """The timed repeats, interleaved, then the disk use of five releases per method; returns the latter."""
     for r in range(args.repeat):
         log('repeat %d/%d' % (r + 1, args.repeat))
@@ -336,6 +359,8 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
             'ansistrano': lambda: Ansistrano(ansible, os.path.join(workdir, 'ansistrano.%d' % r), role, workdir),
             'mitogen': lambda: Cutover(mitogen, os.path.join(workdir, 'mitogen.%d' % r)),
             'mitogen_vhost': lambda: CutoverVhost(mitogen, os.path.join(workdir, 'mitogen-vhost.%d' % r), site['mitogen_vhost']),
+            'base_cut': lambda: Cutover(base, os.path.join(workdir, 'base.%d' % r)),
+            'base_vhost': lambda: CutoverVhost(base, os.path.join(workdir, 'base-vhost.%d' % r), site['base_vhost']),
         }
         methods = {key: makers[key]() for key in keys}
         for key, method in methods.items():
@@ -415,7 +440,7 @@ def main(argv=None):
         # contents too (rsync -c), and the playbook comparing size and mtime beside the plain floor;
         # then, when there are, the playbook with the Apache vhost and ansistrano.deploy.
         role = ansistrano_role(args.ansistrano) if 'ansistrano' in args.methods.split(',') else None
-        site = apache_sites(args) if {'vhost', 'mitogen_vhost'} & set(args.methods.split(',')) else None
+        site = apache_sites(args) if {'vhost', 'mitogen_vhost', 'base_vhost'} & set(args.methods.split(',')) else None
         if site is not None:
             os.chmod(workdir, 0o755)  # Apache and PHP walk through it
         wanted = set(args.methods.split(',')) | {'cut', 'floor'}
@@ -426,8 +451,11 @@ def main(argv=None):
         mitogen = mitogen_ansible(args, workdir) if wanted & {'mitogen', 'mitogen_vhost'} else None
         if not mitogen:
             wanted -= {'mitogen', 'mitogen_vhost'}
+        base = baseline_ansible(args, workdir) if wanted & {'base_cut', 'base_vhost'} else None
+        if not base:
+            wanted -= {'base_cut', 'base_vhost'}
         if not site:
-            wanted.discard('mitogen_vhost')
+            wanted -= {'mitogen_vhost', 'base_vhost'}
         keys = tuple(key for key in TITLES if key in wanted)
         steps = ('first', 'onefile', 'nochange')
         t = {k: [] for k in ('startup', 'fixed', 'rollback')}
@@ -438,7 +466,7 @@ def main(argv=None):
         Cutover(ansible, os.path.join(workdir, 'warmup')).deploy(tiny)
         try:
             disk = run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t, checks, role, site,
-                       mitogen)
+                       mitogen, base)
         finally:
             for each in (site or {}).values():
                 each.remove()
@@ -475,8 +503,12 @@ def main(argv=None):
         if site is not None:
             lines += ['', 'cutover_apache_vhost column: the apache_vhost role (apache_vhost_php: %s, this server\'s mode) '
                       'with a vhost on port %d of this host\'s Apache, set up by the first deploy of each repeat; '
-                      'nothing in the vhost changes after it (the Mitogen column has a vhost of its own on port %d).'
-                      % (site['vhost'].php, site['vhost'].port, site['mitogen_vhost'].port)]
+                      'nothing in the vhost changes after it (the Mitogen and baseline columns have vhosts of their own, '
+                      'on ports %d and %d).' % (site['vhost'].php, site['vhost'].port, site['mitogen_vhost'].port,
+                                                 site['base_vhost'].port)]
+        if base is not None:
+            lines += ['', 'Baseline columns: the playbooks of the checkout at %s (%s), beside this one (%s).' % (
+                os.path.abspath(args.baseline), git_describe(args.baseline), git_describe(REPO))]
         if mitogen is not None:
             lines += ['', 'Mitogen columns: the same playbook run by %s with the mitogen_linear strategy of %s.' % (
                 os.path.join(args.mitogen, 'bin', 'ansible-playbook'), mitogen.env['ANSIBLE_STRATEGY_PLUGINS'])]
@@ -504,7 +536,7 @@ def main(argv=None):
             '| rollback under 3 s wall | %.2f s (max %.2f) | %s |' % (
                 med(t['rollback']), max(t['rollback']), 'PASS' if max(t['rollback']) < 3 else 'FAIL'),
         ]
-        for fast, slow in (('mitogen', 'cut'), ('mitogen_vhost', 'vhost')):
+        for fast, slow in (('mitogen', 'cut'), ('mitogen_vhost', 'vhost'), ('cut', 'base_cut'), ('vhost', 'base_vhost')):
             if fast in keys and slow in keys:
                 lines.append('| one-file redeploy, %s / %s (no target) | %.2f s / %.2f s = %.2fx | |' % (
                     TITLES[fast], TITLES[slow], med(t[fast, 'onefile']), med(t[slow, 'onefile']),
