@@ -504,8 +504,8 @@ def main(argv=None):
             lines += ['', 'cutover_apache_vhost column: the apache_vhost role (apache_vhost_php: %s, this server\'s mode) '
                       'with a vhost on port %d of this host\'s Apache, set up by the first deploy of each repeat; '
                       'nothing in the vhost changes after it (the Mitogen and baseline columns have vhosts of their own, '
-                      'on ports %d and %d).' % (site['vhost'].php, site['vhost'].port, site['mitogen_vhost'].port,
-                                                 site['base_vhost'].port)]
+                      'on ports %d and %d).'
+                      % (site['vhost'].php, site['vhost'].port, site['mitogen_vhost'].port, site['base_vhost'].port)]
         if base is not None:
             lines += ['', 'Baseline columns: the playbooks of the checkout at %s (%s), beside this one (%s).' % (
                 os.path.abspath(args.baseline), git_describe(args.baseline), git_describe(REPO))]
