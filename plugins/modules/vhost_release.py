@@ -187,6 +187,22 @@ previous:
   description: With O(switch), the text of C(current) before the task, or null when there was no link.
   returned: when O(switch) is true
   type: str
+link:
+  description: With O(switch), the link that was switched, C(<root>/current).
+  returned: when O(switch) is true
+  type: str
+target:
+  description: With O(switch), the release directory C(current) points at after the task.
+  returned: when O(switch) is true
+  type: str
+link_text:
+  description: With O(switch), the text of C(current) after the task.
+  returned: when O(switch) is true
+  type: str
+converted:
+  description: With O(switch), always null (as M(cutover.web.atomic_symlink) returns it for C(current)).
+  returned: when O(switch) is true
+  type: str
 opcache:
   description:
     - What M(cutover.web.opcache_reset) returns (C(enabled), C(before), C(after), C(pending)), or only C(msg)
@@ -297,7 +313,8 @@ def switch_and_serve(module, layout):
                            % (layout.root, layout.releases_dir, p['release_path']), path=p['release_path'])
     _served(p)  # before the switch: a release Apache could not serve never goes live
     switched = switch(layout, release=os.path.basename(release_path), check_mode=module.check_mode)
-    said = dict((k, switched[k]) for k in ('release', 'previous_release', 'previous', 'link_text'))
+    # What atomic_symlink returns for the same switch, so that the caller's record of it has the same keys.
+    said = dict((k, v) for k, v in switched.items() if k not in ('changed', 'diff'))
     try:
         result = serve(module, layout)
     except CutoverError as exc:

@@ -83,6 +83,7 @@ def test_switch_and_serve_in_one_run(site, apache, capsys):
     served = run_module(vhost_release, args(site, apache, 'B'), capsys)
     assert served['rc'] == 0 and served['changed'] is True and served['restarted'] is True
     assert served['release'] == 'B' and served['previous_release'] == 'A'
+    assert served['link'] == current and served['link_text'] == 'releases/B' and served['previous'] == 'releases/A'
     assert os.readlink(current) == 'releases/B'
     with open(apache[1]) as f:
         assert f.read() == pointer_text('B')
