@@ -545,6 +545,26 @@ def release_from(layout, src=None, git_repo=None, git_version='HEAD', exclude=()
                         id_stamp=id_stamp, move_source=move_source)
 
 
+def present_release(layout, p, check_mode, warn):
+    """release_from with release_dir's options ``p`` (src, git_repo, git_version, exclude, strip_components, id,
+    stamp, checksum, sync, move_source); its warnings are given to ``warn``; the result has the module's diff."""
+    result = release_from(layout, src=p['src'], git_repo=p['git_repo'], git_version=p['git_version'],
+                          exclude=p['exclude'], strip_components=p['strip_components'], release_id=p['id'],
+                          id_stamp=p['stamp'], checksum=p['checksum'], sync=p['sync'], move_source=p['move_source'],
+                          check_mode=check_mode)
+    for warning in result.pop('warnings', ()):
+        warn(warning)
+    if result.get('link_fallback'):
+        warn('Hardlinks were refused (%s), so files of %s were copied instead; the release takes full '
+             'disk space.' % (result['link_fallback'], result['release_path']))
+    if result.get('special_skipped'):
+        warn('Left out %d special files (sockets, FIFOs or devices) of %s, for example %s.'
+             % (len(result['special_skipped']), p['src'], result['special_skipped'][0]))
+    result['diff'] = {'before': '', 'after': '%s\n' % result['release_path'], 'after_header': 'releases'} \
+        if result['changed'] else {'before': '', 'after': ''}
+    return result
+
+
 def make_release(layout, source, release_id=None, checksum=False, sync=True, check_mode=False, id_stamp=None,
                  move_source=False):
     """Make (or find) the release for ``source``; return the module result.

@@ -36,6 +36,7 @@ from ansible_collections.cutover.web.plugins.module_utils._build import (
 from ansible_collections.cutover.web.plugins.module_utils._fs import (
     DIR_FLAGS, RENAME_EXCHANGE, RENAME_NOREPLACE, RenameError, exchange_error, put_in_place, rename,
 )
+from ansible_collections.cutover.web.plugins.module_utils._module import octal_mode
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir, validate_release_id
 
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -621,3 +622,50 @@ def _put_link(dir_fd, name, text, release, rel):
         raise CutoverError('Cannot swap %s for the link to the shared %s without a gap: %s.'
                            % (os.path.join(release, rel), rel, exchange_error(exc.errno)),
                            path=os.path.join(release, rel))
+
+
+# The options of shared_links (and of deploy_release's shared), the release aside.
+SHARED_OPTIONS = dict(
+    dirs=dict(type='list', elements='str', default=[]),
+    files=dict(type='list', elements='str', default=[]),
+    owner=dict(type='str'),
+    group=dict(type='str'),
+    mode=dict(type='raw', default='0755'),
+    file_mode=dict(type='raw', default='0640'),
+    legacy=dict(type='dict', default={}),
+)
+
+
+def link_shared(layout, p, check_mode, warn):
+    """What shared_links does, with its options ``p`` (release, dirs, files, owner, group, mode, file_mode, legacy);
+    its warnings are given to ``warn``; return the module result."""
+    where = 'the shared paths this module creates under %s' % layout.shared_dir
+    dir_mode = octal_mode(p['mode'], 'mode', where, layout.shared_dir)
+    file_mode = octal_mode(p['file_mode'], 'file_mode', where, layout.shared_dir)
+    steps = plan(layout, p['release'], p['dirs'], p['files'], legacy=p['legacy'])
+    chown = chowner(layout, p['owner'], p['group'])
+    changed = any(step.actions for step in steps)
+    report = {'kept': [k for step in steps for k in step.kept],
+              'renamed': [r for step in steps for r in step.renamed], 'left': []}
+    if changed and not check_mode:
+        report = apply(layout, p['release'], steps, chown, dir_mode, file_mode, legacy=p['legacy'])
+    for path in report['renamed']:
+        warn('What the release %s held where a shared link goes %s kept as %s, because %s holds something '
+             'else under its name; compare the two.'
+             % (p['release'], 'would be' if check_mode else 'was', os.path.join(layout.shared_dir, path), layout.shared_dir))
+    for path in report['left']:
+        warn('%s kept receiving files while it was moved into %s, so it was left where it is; the next '
+             'run moves what is left.' % (path, layout.shared_dir))
+    result = {
+        'changed': changed,
+        'release_path': layout.release_path(p['release']),
+        'linked': [step.rel for step in steps if 'link' in step.actions],
+        'adopted': [step.rel for step in steps if 'adopt' in step.actions],
+        'seeded': [step.rel for step in steps if 'seed' in step.actions],
+        'created': [step.rel for step in steps if 'create' in step.actions],
+        'diff': {'before': ''.join('%s\n' % step.rel for step in steps if 'link' not in step.actions),
+                 'after': ''.join('%s -> shared/%s\n' % (step.rel, step.rel) for step in steps)
+                 + ''.join('shared/%s (kept from the release)\n' % path for path in report['kept'])},
+    }
+    result.update(report)
+    return result

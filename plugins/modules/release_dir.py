@@ -351,7 +351,7 @@ source_removed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._build import isolate_release, release_from, seal_release
+from ansible_collections.cutover.web.plugins.module_utils._build import isolate_release, present_release, seal_release
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._prune import remove_release
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
@@ -374,32 +374,13 @@ def present(module, layout):
         if p['schema_version'] is not None:
             # Refused before anything is made, in check mode as in a real run.
             layout.check_schema_version(p['id'], p['schema_version'])
-        result = _present(module, layout)
+        result = present_release(layout, p, module.check_mode, module.warn)
         if p['schema_version'] is not None:
             changed = layout.record_schema(result['id'], p['schema_version'], check_mode=module.check_mode,
                                            to_be_made=result['changed'])
             result['changed'] = result['changed'] or changed
             result['schema_version'] = p['schema_version']
     result['current'] = layout.current_id()
-    return result
-
-
-def _present(module, layout):
-    p = module.params
-    result = release_from(layout, src=p['src'], git_repo=p['git_repo'], git_version=p['git_version'],
-                          exclude=p['exclude'], strip_components=p['strip_components'], release_id=p['id'],
-                          id_stamp=p['stamp'], checksum=p['checksum'], sync=p['sync'], move_source=p['move_source'],
-                          check_mode=module.check_mode)
-    for warning in result.pop('warnings', ()):
-        module.warn(warning)
-    if result.get('link_fallback'):
-        module.warn('Hardlinks were refused (%s), so files of %s were copied instead; the release takes full '
-                    'disk space.' % (result['link_fallback'], result['release_path']))
-    if result.get('special_skipped'):
-        module.warn('Left out %d special files (sockets, FIFOs or devices) of %s, for example %s.'
-                    % (len(result['special_skipped']), p['src'], result['special_skipped'][0]))
-    result['diff'] = {'before': '', 'after': '%s\n' % result['release_path'], 'after_header': 'releases'} \
-        if result['changed'] else {'before': '', 'after': ''}
     return result
 
 

@@ -155,12 +155,10 @@ left:
   elements: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._module import octal_mode, run
-from ansible_collections.cutover.web.plugins.module_utils._shared import apply, chowner, plan
+from ansible_collections.cutover.web.plugins.module_utils._module import run
+from ansible_collections.cutover.web.plugins.module_utils._shared import SHARED_OPTIONS, link_shared
 
 
 def main():
@@ -168,52 +166,12 @@ def main():
         argument_spec=dict(
             root=dict(type='path', required=True),
             release=dict(type='str', required=True),
-            dirs=dict(type='list', elements='str', default=[]),
-            files=dict(type='list', elements='str', default=[]),
-            owner=dict(type='str'),
-            group=dict(type='str'),
-            mode=dict(type='raw', default='0755'),
-            file_mode=dict(type='raw', default='0640'),
-            legacy=dict(type='dict', default={}),
+            **SHARED_OPTIONS
         ),
         supports_check_mode=True,
     )
 
-    def action(layout):
-        p = module.params
-        where = 'the shared paths this module creates under %s' % layout.shared_dir
-        dir_mode = octal_mode(p['mode'], 'mode', where, layout.shared_dir)
-        file_mode = octal_mode(p['file_mode'], 'file_mode', where, layout.shared_dir)
-        steps = plan(layout, p['release'], p['dirs'], p['files'], legacy=p['legacy'])
-        chown = chowner(layout, p['owner'], p['group'])
-        changed = any(step.actions for step in steps)
-        report = {'kept': [k for step in steps for k in step.kept],
-                  'renamed': [r for step in steps for r in step.renamed], 'left': []}
-        if changed and not module.check_mode:
-            report = apply(layout, p['release'], steps, chown, dir_mode, file_mode, legacy=p['legacy'])
-        for path in report['renamed']:
-            module.warn('What the release %s held where a shared link goes %s kept as %s, because %s holds something '
-                        'else under its name; compare the two.'
-                        % (p['release'], 'would be' if module.check_mode else 'was',
-                           os.path.join(layout.shared_dir, path), layout.shared_dir))
-        for path in report['left']:
-            module.warn('%s kept receiving files while it was moved into %s, so it was left where it is; the next '
-                        'run moves what is left.' % (path, layout.shared_dir))
-        result = {
-            'changed': changed,
-            'release_path': layout.release_path(p['release']),
-            'linked': [step.rel for step in steps if 'link' in step.actions],
-            'adopted': [step.rel for step in steps if 'adopt' in step.actions],
-            'seeded': [step.rel for step in steps if 'seed' in step.actions],
-            'created': [step.rel for step in steps if 'create' in step.actions],
-            'diff': {'before': ''.join('%s\n' % step.rel for step in steps if 'link' not in step.actions),
-                     'after': ''.join('%s -> shared/%s\n' % (step.rel, step.rel) for step in steps)
-                     + ''.join('shared/%s (kept from the release)\n' % path for path in report['kept'])},
-        }
-        result.update(report)
-        return result
-
-    run(module, action)
+    run(module, lambda layout: link_shared(layout, module.params, module.check_mode, module.warn))
 
 
 if __name__ == '__main__':

@@ -37,9 +37,10 @@ options:
     required: true
   content:
     description:
-      - What the pointer holds (the role renders it from its template).
+      - What the pointer holds. By default, C(DocumentRoot) names the served directory of the release (O(release_path)
+        and O(webroot)) and the C(X-Cutover-Release) header names the release, as the
+        P(cutover.web.apache_vhost#role) role's vhost expects.
     type: str
-    required: true
   release_path:
     description:
       - The resolved path of the release going live; its basename is the header Apache must answer with.
@@ -129,9 +130,6 @@ EXAMPLES = r"""
     root: /srv/www/shop
     switch: true
     path: /etc/apache2/cutover/shop-release.conf
-    content: |
-      DocumentRoot "/srv/www/shop/releases/20261205T080000Z/public"
-      Header always set X-Cutover-Release "20261205T080000Z"
     release_path: /srv/www/shop/releases/20261205T080000Z
     webroot: public
     validate: apache2ctl -t -c 'Include %s'
@@ -211,176 +209,24 @@ opcache:
   type: dict
 """
 
-import http.client
-import os
-import re
-import tempfile
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._maintenance import window
 from ansible_collections.cutover.web.plugins.module_utils._module import run
-from ansible_collections.cutover.web.plugins.module_utils._opcache import reset_opcache
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
-from ansible_collections.cutover.web.plugins.module_utils._switch import switch
-
-OPCACHE_TIMEOUT = 30
-
-
-def _read(path):
-    try:
-        with open(path, 'rb') as f:
-            return f.read().decode('utf-8', 'replace')
-    except FileNotFoundError:
-        return None
-
-
-def _header(port, host, timeout):
-    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
-    try:
-        conn.request('HEAD', '/', headers={'Host': host})
-        return conn.getresponse().getheader('X-Cutover-Release')
-    finally:
-        conn.close()
-
-
-def _put(module, path, content):
-    """Write ``content`` beside ``path``, check it with the validate command, then move it in place."""
-    p = module.params
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(content.encode('utf-8'))
-        os.chmod(tmp, 0o644)
-        rc, out, err = module.run_command(p['validate'] % tmp if '%s' in p['validate'] else p['validate'])
-        if rc != 0:
-            raise CutoverError('The release pointer %s was not put in place, as %s refused it: %s.'
-                               % (path, p['validate'].split()[0], (err or out).strip() or 'exit status %d' % rc),
-                               path=path, rc=rc, stdout=out, stderr=err)
-        module.atomic_move(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _restart(module):
-    p = module.params
-    want = os.path.basename(os.path.normpath(p['release_path']))
-    started = time.monotonic()
-    rc, out, err = module.run_command(p['restart'])
-    if rc != 0:
-        raise CutoverError('The graceful restart of Apache (%s) failed: %s.' % (' '.join(p['restart']), (err or out).strip()),
-                           path=p['path'], rc=rc, stdout=out, stderr=err)
-    deadline = started + p['timeout']
-    while True:
-        try:
-            if _header(p['port'], p['host'], 2) == want:
-                return round(time.monotonic() - started, 3)
-        except (OSError, http.client.HTTPException):
-            pass
-        if time.monotonic() > deadline:
-            raise CutoverError('Apache on port %d did not serve release %s within %d s of a graceful restart.'
-                               % (p['port'], want, p['timeout']), path=p['path'])
-        time.sleep(0.1)
-
-
-def _opcache(module, layout, socket):
-    """The OPcache reset of the pool at ``socket``; a pool that cannot be asked is reported, not raised."""
-    try:
-        result = reset_opcache(layout, socket, module.params['release_path'], timeout=OPCACHE_TIMEOUT)
-    except CutoverError as exc:
-        return dict(msg=exc.msg)
-    except OSError as exc:
-        return dict(msg='Cannot ask the PHP-FPM pool at %s: %s.' % (socket, exc.strerror or exc))
-    if result['pending']:
-        module.warn('The OPcache reset of the pool at %s was asked but had not happened after %d s: requests that '
-                    'were running then still ran; OPcache restarts at the first request after they end.'
-                    % (socket, OPCACHE_TIMEOUT))
-    return result
-
-
-def switch_and_serve(module, layout):
-    """serve(), after the switch of current to the release with O(switch). A step that fails after the switch still
-    says what it switched (changed, previous_release), so the caller can switch back: the module never does."""
-    p = module.params
-    if not p['switch']:
-        return serve(module, layout)
-    release_path = os.path.normpath(p['release_path'])
-    if os.path.dirname(release_path) != layout.releases_dir:
-        raise CutoverError('With switch, release_path must be a release of %s (%s/<id>), but it is %s.'
-                           % (layout.root, layout.releases_dir, p['release_path']), path=p['release_path'])
-    _served(p)  # before the switch: a release Apache could not serve never goes live
-    switched = switch(layout, release=os.path.basename(release_path), check_mode=module.check_mode)
-    # What atomic_symlink returns for the same switch, so that the caller's record of it has the same keys.
-    said = dict((k, v) for k, v in switched.items() if k not in ('changed', 'diff'))
-    try:
-        result = serve(module, layout)
-    except CutoverError as exc:
-        if switched['changed'] and not module.check_mode:
-            exc.details.update(said, changed=True)
-        raise
-    result.update(said, changed=result['changed'] or switched['changed'])
-    result['diff'].insert(0, switched['diff'])
-    return result
-
-
-def _served(p):
-    """The directory of the release Apache is to serve; refused when the release has none."""
-    served = os.path.join(p['release_path'], p['webroot']) if p['webroot'] else p['release_path']
-    if not os.path.isdir(served):
-        raise CutoverError("The release %s has no directory %s to serve (the webroot is \"%s\"); set the webroot to the "
-                           "directory the application serves, or '' for the release root."
-                           % (p['release_path'], served, p['webroot']), path=served)
-    return served
-
-
-def serve(module, layout):
-    p = module.params
-    path = p['path']
-    served = _served(p)
-    before = _read(path)
-    changed = before != p['content']
-    result = dict(changed=changed, served=served, restarted=False)
-    if changed and not module.check_mode:
-        _put(module, path, p['content'])
-        result['seconds'] = _restart(module)
-        result['restarted'] = True
-    lifted = window(layout, 'absent', check_mode=module.check_mode)
-    result['changed'] = changed or lifted['changed']
-    result['window'] = dict((k, lifted[k]) for k in ('was_active', 'since', 'seconds') if k in lifted)
-    sockets = re.findall(r'proxy:unix:([^|"]+)\|', (_read(p['site']) if p['site'] else None) or '')
-    result['fpm_socket'] = sockets[0] if sockets else ''
-    if p['opcache_reset'] and result['fpm_socket'] and not module.check_mode:
-        result['opcache'] = _opcache(module, layout, result['fpm_socket'])
-        result['changed'] = result['changed'] or bool(result['opcache'].get('changed'))
-    result['diff'] = [dict(before=before or '', after=p['content'], before_header=path, after_header=path)]
-    if lifted['changed']:
-        result['diff'].append(lifted['diff'])
-    return result
+from ansible_collections.cutover.web.plugins.module_utils._vhost import VHOST_OPTIONS, serve, switch_and_serve
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             root=dict(type='path', required=True),
-            path=dict(type='path', required=True),
-            content=dict(type='str', required=True),
             release_path=dict(type='path', required=True),
-            webroot=dict(type='str', default=''),
-            validate=dict(type='str', required=True),
-            restart=dict(type='list', elements='str', required=True),
-            port=dict(type='int', required=True),
-            host=dict(type='str', default='localhost'),
-            timeout=dict(type='int', default=10),
-            site=dict(type='path'),
-            opcache_reset=dict(type='bool', default=False),
             switch=dict(type='bool', default=False),
+            **VHOST_OPTIONS
         ),
         supports_check_mode=True,
     )
-    run(module, lambda layout: switch_and_serve(module, layout))
+    p = module.params
+    run(module, lambda layout: (switch_and_serve if p['switch'] else serve)(module, layout, p))
 
 
 if __name__ == '__main__':

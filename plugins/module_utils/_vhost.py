@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""What Apache serves: the release pointer of a site of the apache_vhost role.
+
+The site's vhost includes ``<conf>/cutover/<name>-release.conf``, which names the resolved path of
+the live release as DocumentRoot and sets the ``X-Cutover-Release`` header. Serving a release is:
+write the pointer beside its place, check it with Apache's own config test, rename it in place,
+restart Apache gracefully and wait until a new connection is answered with the release's header;
+then lift the maintenance window and reset the OPcache of the site's PHP-FPM pool. Used by
+cutover.web.vhost_release and cutover.web.deploy_release (``opts``: their vhost options, with
+``release_path``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import tempfile
+import time
+
+from ansible_collections.cutover.web.plugins.module_utils._maintenance import window
+from ansible_collections.cutover.web.plugins.module_utils._opcache import reset_opcache
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
+from ansible_collections.cutover.web.plugins.module_utils._switch import switch
+
+OPCACHE_TIMEOUT = 30
+POINTER_SUFFIX = '-release.conf'
+
+# The options of a site's pointer, as vhost_release and deploy_release take them (release_path aside).
+VHOST_OPTIONS = dict(
+    path=dict(type='path', required=True),
+    content=dict(type='str'),
+    webroot=dict(type='str', default=''),
+    validate=dict(type='str', required=True),
+    restart=dict(type='list', elements='str', required=True),
+    port=dict(type='int', required=True),
+    host=dict(type='str', default='localhost'),
+    timeout=dict(type='int', default=10),
+    site=dict(type='path'),
+    opcache_reset=dict(type='bool', default=False),
+)
+
+
+def pointer_text(path, release_path, served):
+    """The pointer ``path`` of the site (``<name>-release.conf``) holds for a release served from ``served``."""
+    name = os.path.basename(path)
+    name = name[:-len(POINTER_SUFFIX)] if name.endswith(POINTER_SUFFIX) else name
+    release = os.path.basename(os.path.normpath(release_path))
+    return ('# Ansible managed (cutover.web): the live release of the Apache site "%s"\n'
+            'DocumentRoot "%s"\nHeader always set X-Cutover-Release "%s"\n' % (name, served, release))
+
+
+def _read(path):
+    try:
+        with open(path, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+    except FileNotFoundError:
+        return None
+
+
+def _header(port, host, timeout):
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=timeout)
+    try:
+        conn.request('HEAD', '/', headers={'Host': host})
+        return conn.getresponse().getheader('X-Cutover-Release')
+    finally:
+        conn.close()
+
+
+def _put(module, opts, path, content):
+    """Write ``content`` beside ``path``, check it with the validate command, then move it in place."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(content.encode('utf-8'))
+        os.chmod(tmp, 0o644)
+        validate = opts['validate']
+        rc, out, err = module.run_command(validate % tmp if '%s' in validate else validate)
+        if rc != 0:
+            raise CutoverError('The release pointer %s was not put in place, as %s refused it: %s.'
+                               % (path, validate.split()[0], (err or out).strip() or 'exit status %d' % rc),
+                               path=path, rc=rc, stdout=out, stderr=err)
+        module.atomic_move(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _restart(module, opts):
+    want = os.path.basename(os.path.normpath(opts['release_path']))
+    started = time.monotonic()
+    rc, out, err = module.run_command(opts['restart'])
+    if rc != 0:
+        raise CutoverError('The graceful restart of Apache (%s) failed: %s.' % (' '.join(opts['restart']), (err or out).strip()),
+                           path=opts['path'], rc=rc, stdout=out, stderr=err)
+    deadline = started + opts['timeout']
+    while True:
+        try:
+            if _header(opts['port'], opts['host'], 2) == want:
+                return round(time.monotonic() - started, 3)
+        except (OSError, http.client.HTTPException):
+            pass
+        if time.monotonic() > deadline:
+            raise CutoverError('Apache on port %d did not serve release %s within %d s of a graceful restart.'
+                               % (opts['port'], want, opts['timeout']), path=opts['path'])
+        time.sleep(0.1)
+
+
+def _opcache(module, layout, opts, socket):
+    """The OPcache reset of the pool at ``socket``; a pool that cannot be asked is reported, not raised."""
+    try:
+        result = reset_opcache(layout, socket, opts['release_path'], timeout=OPCACHE_TIMEOUT)
+    except CutoverError as exc:
+        return dict(msg=exc.msg)
+    except OSError as exc:
+        return dict(msg='Cannot ask the PHP-FPM pool at %s: %s.' % (socket, exc.strerror or exc))
+    if result['pending']:
+        module.warn('The OPcache reset of the pool at %s was asked but had not happened after %d s: requests that '
+                    'were running then still ran; OPcache restarts at the first request after they end.'
+                    % (socket, OPCACHE_TIMEOUT))
+    return result
+
+
+def switch_and_serve(module, layout, opts):
+    """serve(), after the switch of current to the release. A step that fails after the switch still says what it
+    switched (changed, previous_release, as atomic_symlink returns them), so the caller can switch back: this never
+    does."""
+    release_path = os.path.normpath(opts['release_path'])
+    if os.path.dirname(release_path) != layout.releases_dir:
+        raise CutoverError('With switch, release_path must be a release of %s (%s/<id>), but it is %s.'
+                           % (layout.root, layout.releases_dir, opts['release_path']), path=opts['release_path'])
+    served_dir(opts)  # before the switch: a release Apache could not serve never goes live
+    switched = switch(layout, release=os.path.basename(release_path), check_mode=module.check_mode)
+    # What atomic_symlink returns for the same switch, so that the caller's record of it has the same keys.
+    said = dict((k, v) for k, v in switched.items() if k not in ('changed', 'diff'))
+    try:
+        result = serve(module, layout, opts)
+    except CutoverError as exc:
+        if switched['changed'] and not module.check_mode:
+            exc.details.update(said, changed=True)
+        raise
+    result.update(said, changed=result['changed'] or switched['changed'])
+    result['diff'].insert(0, switched['diff'])
+    return result
+
+
+def served_dir(opts):
+    """The directory of the release Apache is to serve; refused when the release has none."""
+    served = os.path.join(opts['release_path'], opts['webroot']) if opts['webroot'] else opts['release_path']
+    if not os.path.isdir(served):
+        raise CutoverError("The release %s has no directory %s to serve (the webroot is \"%s\"); set the webroot to the "
+                           "directory the application serves, or '' for the release root."
+                           % (opts['release_path'], served, opts['webroot']), path=served)
+    return served
+
+
+def serve(module, layout, opts):
+    """Point the site at ``opts['release_path']`` (restarting Apache when the pointer changed), lift the maintenance
+    window, reset OPcache; return the result vhost_release returns."""
+    path = opts['path']
+    served = served_dir(opts)
+    content = opts['content'] if opts.get('content') is not None else pointer_text(path, opts['release_path'], served)
+    before = _read(path)
+    changed = before != content
+    result = dict(changed=changed, served=served, restarted=False)
+    if changed and not module.check_mode:
+        _put(module, opts, path, content)
+        result['seconds'] = _restart(module, opts)
+        result['restarted'] = True
+    lifted = window(layout, 'absent', check_mode=module.check_mode)
+    result['changed'] = changed or lifted['changed']
+    result['window'] = dict((k, lifted[k]) for k in ('was_active', 'since', 'seconds') if k in lifted)
+    sockets = re.findall(r'proxy:unix:([^|"]+)\|', (_read(opts['site']) if opts['site'] else None) or '')
+    result['fpm_socket'] = sockets[0] if sockets else ''
+    if opts['opcache_reset'] and result['fpm_socket'] and not module.check_mode:
+        result['opcache'] = _opcache(module, layout, opts, result['fpm_socket'])
+        result['changed'] = result['changed'] or bool(result['opcache'].get('changed'))
+    result['diff'] = [dict(before=before or '', after=content, before_header=path, after_header=path)]
+    if lifted['changed']:
+        result['diff'].append(lifted['diff'])
+    return result
