@@ -9,6 +9,7 @@ One command (after ``./dev setup``, which makes ``.venv`` and ``.work/collection
 
     .venv/bin/python bench/deploy_speed.py [--files 20000 --size-mb 200 --repeat 3 --out bench/results/deploy_speed.md]
         [--ansistrano /path/to/ansistrano-deploy] [--baseline /path/to/other/checkout] [--apache-port 18150 | --no-apache]
+        [--load N]
 
 On a generated site (the tree generator of ``bench/release_dir.py``), deploying from a directory
 on the controller to this host over a local connection, it times ``ansible-playbook
@@ -45,6 +46,16 @@ that checkout's deploy playbook, with and without the vhost (its own, on the por
 column's), runs as columns of their own in the same interleaved run: a before/after of a change
 measured side by side, not in two runs at different moments.
 
+With ``--load N`` (0, off, by default), every redeploy (one file changed, nothing changed) of every
+column runs twice in each repeat, interleaved: quiet, and while N keep-alive clients of
+``bench/zero_downtime.py`` (its ``Load`` readers: its page, CSS, page, JS in a loop; no uploads)
+request the cutover_apache_vhost column's site through Apache on ``--apache-port``, whichever
+column deploys (the point is a busy machine, its cores shared with the clients); the site then
+has the zero-downtime page and assets besides the generated files, and the vhost column runs
+(it needs root and Apache). The report adds, per column and redeploy, the median quiet and
+loaded times, their ratio (the target: a deploy under load <= 2 x its quiet time), the clients'
+requests and their faults (answers other than 200, connection errors) during the loaded deploys.
+
 It checks what it times: after each deploy the changed file is live (and, with the vhost, is what
 Apache serves), a redeploy with nothing changed makes no release and reports ``changed=0``, and the
 rollback puts the previous release live.
@@ -53,6 +64,7 @@ rollback puts the previous release live.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import glob
 import http.client
@@ -71,6 +83,7 @@ sys.path.insert(0, BENCH)
 
 from _common import (  # noqa: E402
     Ansible, Changer, disk_usage, generate_tree, level, machine_info, mib, prepare_workdir, settle, warm)
+import zero_downtime  # noqa: E402
 
 T0 = time.perf_counter()
 
@@ -159,6 +172,20 @@ class ApacheSite(object):
             with open('/etc/apache2/ports.conf', 'w') as f:
                 f.writelines(kept)
         subprocess.run(['apache2ctl', 'graceful'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+class SiteLoad(zero_downtime.Load):
+    """The zero-downtime bench's keep-alive readers (its page, CSS, page, JS in a loop) against a site
+    of this bench, without its uploader (uploads would write into the deployed releases)."""
+
+    def uploader(self):
+        pass
+
+    def faults(self):
+        """Answers other than 200 by status, and connection errors, of the requests made so far."""
+        found = collections.Counter(str(rec[3]) for rec in self.records if rec[3] != 200)
+        found.update(self.errors)
+        return found
 
 
 class Ansistrano(object):
@@ -331,7 +358,13 @@ def parse_args(argv):
                    'COMMIT): its deploy playbook, with and without the vhost, as columns of their own, interleaved')
     p.add_argument('--methods', default=','.join(TITLES),
                    help='comma-separated columns to run (cut and floor always run: the targets need them)')
-    return p.parse_args(argv)
+    p.add_argument('--load', type=int, default=0, metavar='N',
+                   help='run every redeploy twice, interleaved: quiet and while N clients of bench/zero_downtime.py '
+                        'request the cutover_apache_vhost column\'s site (needs that column); 0: quiet only')
+    args = p.parse_args(argv)
+    if args.load < 0:
+        p.error('--load takes a number of clients, 0 or more')
+    return args
 
 
 def check_live(method, changer, expected):
@@ -340,8 +373,28 @@ def check_live(method, changer, expected):
             raise RuntimeError('%s: the changed file is not live after the deploy' % method.label)
 
 
+def timed_deploy(method, src, load):
+    """method.deploy(src); with load (a SiteLoad), while its clients run: they start 1 s before the deploy
+    and stop when it returns. Returns elapsed, the recap, the load's record (None without load)."""
+    if load is None:
+        elapsed, recap = method.deploy(src)
+        return elapsed, recap, None
+    load.start()
+    try:
+        time.sleep(1.0)
+        elapsed, recap = method.deploy(src)
+    finally:
+        load.finish()
+    return elapsed, recap, {'requests': len(load.records) + sum(load.errors.values()), 'seconds': elapsed + 1.0,
+                            'ok': sum(1 for rec in load.records if rec[3] == 200), 'faults': load.faults(),
+                            'retries': load.retries}
+
+
 def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t, checks, role, site, mitogen, base):
-    """The timed repeats, interleaved, then the disk use of five releases per method; returns the latter."""
+    """The timed repeats, interleaved, then the disk use of five releases per method; returns the latter.
+    With --load, each redeploy step runs twice, quiet (t[key, step]) and under load (t[key, step, 'load'],
+    the clients' counts in t['load', key, step]), which of the two first alternating by repeat."""
+    zd = zero_downtime.parse_args([])  # its clients' defaults: think time
     for r in range(args.repeat):
         log('repeat %d/%d' % (r + 1, args.repeat))
         t['startup'].append(ansible.play(ansible.trivial, {})[0])
@@ -366,7 +419,8 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
         for key, method in methods.items():
             method.label = TITLES[key]
         settle()
-        for step in steps:
+        phases = ('quiet', 'load') if r % 2 == 0 else ('load', 'quiet')
+        for step, phase in [(step, phase) for step in steps for phase in (phases if args.load and step != 'first' else ('quiet',))]:
             expected = changer.change() if step == 'onefile' else None
             # Rotate who goes first, and give all warm caches and no one else's writeback.
             order = list(keys[r % len(keys):] + keys[:r % len(keys)])
@@ -377,8 +431,16 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
                 warm(src, read=True)
                 level()
                 before = method.releases() if step == 'nochange' and isinstance(method, Cutover) else None
-                elapsed, recap = method.deploy(src)
-                t[key, step].append(elapsed)
+                load = SiteLoad(site['vhost'].port, args.load, zd.think_ms / 1000.0, 0) if phase == 'load' else None
+                elapsed, recap, seen = timed_deploy(method, src, load)
+                if seen is None:
+                    t[key, step].append(elapsed)
+                else:
+                    t[key, step, 'load'].append(elapsed)
+                    t['load', key, step].append(seen)
+                    if not seen['ok']:
+                        checks.append('repeat %d: the clients got no 200 answer during the loaded %s redeploy of %s (%s)'
+                                      % (r + 1, step, key, json.dumps(seen['faults'])))
                 if before is not None:
                     if method.releases() != before:
                         checks.append('repeat %d: the unchanged redeploy (%s) made a release' % (r + 1, key))
@@ -389,7 +451,8 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
                     check_live(method, changer, expected)
                 if isinstance(method, CutoverVhost):
                     method.check_served()
-                log('  %-9s %-60s %.2fs' % (step, method.label, elapsed))
+                under = '' if seen is None else ' under load: %d requests, faults %s' % (seen['requests'], json.dumps(seen['faults']))
+                log('  %-9s %-60s %.2fs%s' % (step, method.label, elapsed, under))
         cut = methods['cut']
         previous = cut.current_dir()
         elapsed, recap = cut.rollback()
@@ -418,6 +481,38 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
     return disk
 
 
+def load_table(args, t, keys, steps, site, tree, info):
+    """The report's section on the redeploys under load: quiet and loaded times side by side, and what
+    the clients saw."""
+    zd = zero_downtime.parse_args([])
+    lines = ['', 'Under load (--load %d): every redeploy ran twice in each repeat, quiet (the times above) and while %d '
+             'keep-alive clients of bench/zero_downtime.py (its page, pausing %.0f ms between its includes, then CSS, '
+             'page, JS in a loop, %.0f ms between two requests; no uploads) requested the cutover_apache_vhost column\'s '
+             'site on port %d (Apache, PHP: %s), whichever method deployed: %s CPUs shared by the clients, Apache, PHP '
+             'and the deploy. The clients start 1 s before the deploy and stop when it returns; which of quiet and '
+             'loaded goes first alternates by repeat. For it the site has the zero-downtime page and assets (%d files) '
+             'besides the generated ones. Faults: answers other than 200 and connection errors.' % (
+                 args.load, args.load, zd.pause_ms, zd.think_ms, site.port, site.php, info['nproc'], tree['load_files']),
+             '',
+             '| method | redeploy | quiet, s | under load, s | under load / quiet | requests (per s) | faults | '
+             'keep-alive retries |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+    for key in keys:
+        for step, title in zip(steps, ('one file changed', 'nothing changed')):
+            quiet, loaded, seen = t[key, step], t[key, step, 'load'], t['load', key, step]
+            if not loaded:
+                continue
+            faults = collections.Counter()
+            for each in seen:
+                faults.update(each['faults'])
+            requests = sum(each['requests'] for each in seen)
+            lines.append('| %s | %s | %s | %s | %.2fx | %d (%.0f) | %s | %d |' % (
+                TITLES[key], title, cell(quiet), cell(loaded), med(loaded) / med(quiet), requests,
+                requests / sum(each['seconds'] for each in seen), zero_downtime.cell_counts(faults),
+                sum(each['retries'] for each in seen)))
+    return lines
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     command = shlex.join(['.venv/bin/python', os.path.relpath(os.path.abspath(__file__), os.getcwd())] + sys.argv[1:])
@@ -429,6 +524,12 @@ def main(argv=None):
         os.makedirs(src)
         log('generating %d files, %.0f MiB in %s' % (args.files, args.size_mb, src))
         tree = generate_tree(src, args.files, args.size_mb, args.seed, args.files_per_dir, args.image_share)
+        if args.load:
+            # The page and assets the zero-downtime bench's clients request (its public/index.php replaces the
+            # generated one, which requires a file the site does not have).
+            before = sum(len(names) for dummy_d, dummy_s, names in os.walk(src))
+            zero_downtime.write_version(src, 1, int(zero_downtime.parse_args([]).pause_ms * 1000))
+            tree['load_files'] = sum(len(names) for dummy_d, dummy_s, names in os.walk(src)) - before
         changer = Changer(src, tree['change_path'])
         tiny = os.path.join(workdir, 'tiny')
         os.makedirs(os.path.join(tiny, 'public'))
@@ -440,10 +541,15 @@ def main(argv=None):
         # contents too (rsync -c), and the playbook comparing size and mtime beside the plain floor;
         # then, when there are, the playbook with the Apache vhost and ansistrano.deploy.
         role = ansistrano_role(args.ansistrano) if 'ansistrano' in args.methods.split(',') else None
-        site = apache_sites(args) if {'vhost', 'mitogen_vhost', 'base_vhost'} & set(args.methods.split(',')) else None
+        site = apache_sites(args) if args.load or {'vhost', 'mitogen_vhost', 'base_vhost'} & set(args.methods.split(',')) else None
         if site is not None:
             os.chmod(workdir, 0o755)  # Apache and PHP walk through it
         wanted = set(args.methods.split(',')) | {'cut', 'floor'}
+        if args.load:
+            if not site:
+                sys.exit('--load needs the cutover_apache_vhost column (root, Debian\'s apache2, no --no-apache): '
+                         'its site is what the clients request.')
+            wanted.add('vhost')  # the clients request its site, whichever method deploys
         if not site:
             wanted.discard('vhost')
         if not role:
@@ -460,6 +566,9 @@ def main(argv=None):
         steps = ('first', 'onefile', 'nochange')
         t = {k: [] for k in ('startup', 'fixed', 'rollback')}
         t.update({(key, step): [] for key in keys for step in steps})
+        if args.load:
+            t.update({(key, step, 'load'): [] for key in keys for step in steps[1:]})
+            t.update({('load', key, step): [] for key in keys for step in steps[1:]})
         checks = []
 
         log('warm-up: one untimed deploy')
@@ -553,6 +662,10 @@ def main(argv=None):
             lines.append('| one-file redeploy with cutover_apache_vhost <= raw floor + ansible-playbook start-up + 1.5 s '
                          '(%.2f + %.2f + 1.5 = %.2f s) | %.2f s | %s |' % (
                              med(t['floor', 'onefile']), startup, budget, vhost, 'PASS' if vhost <= budget else 'FAIL'))
+        for key in ('cut', 'vhost') if args.load else ():
+            quiet, loaded = med(t[key, 'onefile']), med(t[key, 'onefile', 'load'])
+            lines.append('| one-file redeploy under load (%d clients, below), %s <= 2 x quiet | %.2f s / %.2f s = %.2fx | %s |' % (
+                args.load, TITLES[key], loaded, quiet, loaded / quiet, 'PASS' if loaded <= 2 * quiet else 'FAIL'))
         if role is not None:
             theirs = med(t['ansistrano', 'onefile'])
             for key in ('vhost', 'cut', 'mitogen_vhost', 'mitogen'):
@@ -583,6 +696,8 @@ def main(argv=None):
             lines.append('| %s | %s | %s | %s | %s | %s | %s |' % (
                 name, mib(d['rel_one']['total']), mib(d['rel_five']['total']), mib(d['one']['total']),
                 mib(d['four']['total']), mib(d['five']['total']), mib(d['rel_five']['dirs'])))
+        if args.load:
+            lines += load_table(args, t, keys, steps[1:], site['vhost'], tree, info)
         if checks:
             lines += ['', 'Checks that failed:', ''] + ['- ' + c for c in checks]
         report = '\n'.join(lines) + '\n'
