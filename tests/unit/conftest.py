@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import re
 import subprocess
+import threading
 
 import pytest
 
@@ -57,3 +60,33 @@ def mount(tmp_path):
     for target in reversed(mounted):
         if subprocess.run(['umount', target], check=False).returncode != 0:
             subprocess.run(['umount', '-l', target], check=False)
+
+
+@pytest.fixture
+def apache(tmp_path):
+    """A stand-in for Apache behind a site's release pointer, as (port, pointer path): a server whose
+    X-Cutover-Release header is the release the pointer file names, as Apache's is once it includes it."""
+    pointer = str(tmp_path / 'conf' / 'shop-release.conf')
+    os.makedirs(os.path.dirname(pointer))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(200)
+            try:
+                with open(pointer) as f:
+                    found = re.search(r'X-Cutover-Release "([^"]+)"', f.read())
+            except FileNotFoundError:
+                found = None
+            if found:
+                self.send_header('X-Cutover-Release', found.group(1))
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], pointer
+    server.shutdown()
+    server.server_close()

@@ -5,17 +5,13 @@
 
 """vhost_release through AnsibleModule with switch: current and the release pointer in one run.
 
-The Apache of these tests is a small HTTP server that answers with the release its pointer file names (as
-Apache does once the pointer is included); the validate and restart commands are ``true``. The integration
-targets run the same module against Debian's Apache.
+The Apache of these tests is the ``apache`` fixture (conftest.py); the validate and restart commands are ``true``.
+The integration targets run the same module against Debian's Apache.
 """
 
 from __future__ import annotations
 
-import http.server
 import os
-import re
-import threading
 
 import pytest
 
@@ -25,35 +21,6 @@ from ansible_collections.cutover.web.tests.unit.helpers import deploy, run_modul
 
 def pointer_text(release):
     return 'DocumentRoot "/x/releases/%s"\nHeader always set X-Cutover-Release "%s"\n' % (release, release)
-
-
-@pytest.fixture
-def apache(tmp_path):
-    """(port, pointer path): a server whose X-Cutover-Release header is the release the pointer file names."""
-    pointer = str(tmp_path / 'conf' / 'shop-release.conf')
-    os.makedirs(os.path.dirname(pointer))
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_HEAD(self):
-            self.send_response(200)
-            try:
-                with open(pointer) as f:
-                    found = re.search(r'X-Cutover-Release "([^"]+)"', f.read())
-            except FileNotFoundError:
-                found = None
-            if found:
-                self.send_header('X-Cutover-Release', found.group(1))
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(('127.0.0.1', 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], pointer
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -1,0 +1,397 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: go_live
+short_description: Make a release and put it live in one module run (release, shared links, switch, vhost, prune)
+version_added: 0.1.0
+description:
+  - The steps of a deploy that nothing needs to run between, in one module run, in this order, each as its own
+    module does it - make the release (M(cutover.web.release_dir)), link the shared paths into it
+    (M(cutover.web.shared_links), with O(shared)), switch C(current) to it (M(cutover.web.atomic_symlink)), with
+    O(vhost) point the Apache site at it and restart Apache gracefully until it serves it
+    (M(cutover.web.vhost_release)), prune old releases (M(cutover.web.prune_releases), with O(prune)) and give
+    back the deploy lock (with O(lock)).
+  - The P(cutover.web.deploy#role) role uses it when the deploy has no hook, build command, migration, writable
+    path or probe between those steps; otherwise it runs the modules one by one, with the same results.
+  - A step that fails stops the run there, and the failed task says which (RV(step)) and what the steps before
+    it did (RV(release), RV(switch)), so that the caller can mark a release that never went live V(failed) or
+    switch back to RV(switch.previous_release) when the step failed after the switch. This module never switches
+    back by itself. The lock stays held when a step fails, also with O(lock.give_back=true), so the caller does
+    that under it.
+author:
+  - cutover.web maintainers (@cutover-web)
+extends_documentation_fragment:
+  - cutover.web._root
+  - cutover.web._lock
+  - cutover.web._attributes
+options:
+  release:
+    description:
+      - The release to make, as M(cutover.web.release_dir) takes it with O(cutover.web.release_dir#module:state=present).
+    type: dict
+    required: true
+    suboptions:
+      src:
+        description:
+          - A directory or archive on the target (O(cutover.web.release_dir#module:src)). Exactly one of O(release.src)
+            and O(release.git_repo) is given; an empty string is one not given, as for O(release.id) and
+            O(release.stamp).
+        type: path
+      git_repo:
+        description:
+          - A git repository (O(cutover.web.release_dir#module:git_repo)).
+        type: str
+      git_version:
+        description:
+          - The ref of O(release.git_repo).
+        type: str
+        default: HEAD
+      exclude:
+        description:
+          - Paths of the source left out (O(cutover.web.release_dir#module:exclude)).
+        type: list
+        elements: str
+        default: []
+      strip_components:
+        description:
+          - Leading path components removed from an archive or repository (O(cutover.web.release_dir#module:strip_components)).
+        type: int
+        default: 0
+      id:
+        description:
+          - The release id (O(cutover.web.release_dir#module:id)); derived from O(release.stamp) and the content when omitted.
+        type: str
+      stamp:
+        description:
+          - The UTC time a derived id starts with (O(cutover.web.release_dir#module:stamp)).
+        type: str
+      checksum:
+        description:
+          - Compare file contents, not size and time (O(cutover.web.release_dir#module:checksum)).
+        type: bool
+        default: false
+      sync:
+        description:
+          - Flush the release to disk before it is renamed into place (O(cutover.web.release_dir#module:sync)).
+        type: bool
+        default: true
+      move_source:
+        description:
+          - The source directory, pushed into the staging area, becomes the release
+            (O(cutover.web.release_dir#module:move_source)).
+        type: bool
+        default: false
+  shared:
+    description:
+      - Link the shared paths into the release, as M(cutover.web.shared_links) does with these options.
+    type: dict
+    suboptions:
+      dirs:
+        description:
+          - Directories of the release that live in C(<root>/shared) (O(cutover.web.shared_links#module:dirs)).
+        type: list
+        elements: str
+        default: []
+      files:
+        description:
+          - Files of the release that live in C(<root>/shared) (O(cutover.web.shared_links#module:files)).
+        type: list
+        elements: str
+        default: []
+      owner:
+        description:
+          - Owner of the shared paths this creates (O(cutover.web.shared_links#module:owner)).
+        type: str
+      group:
+        description:
+          - Group of the shared paths this creates (O(cutover.web.shared_links#module:group)).
+        type: str
+      mode:
+        description:
+          - Mode of the shared directories this creates (O(cutover.web.shared_links#module:mode)).
+        type: raw
+        default: '0755'
+      file_mode:
+        description:
+          - Mode of the shared files this creates (O(cutover.web.shared_links#module:file_mode)).
+        type: raw
+        default: '0640'
+      legacy:
+        description:
+          - Shared paths and where their data lived before (O(cutover.web.shared_links#module:legacy)).
+        type: dict
+        default: {}
+  vhost:
+    description:
+      - Point the Apache site of the P(cutover.web.apache_vhost#role) role at the release once C(current) moved, as
+        M(cutover.web.vhost_release) does with O(cutover.web.vhost_release#module:switch=true) and these options
+        (its pointer holds what vhost_release writes by default). A release without the directory to serve is
+        refused before the switch.
+    type: dict
+    suboptions:
+      path: {description: [vhost_release's O(cutover.web.vhost_release#module:path), the site's release pointer.], type: path, required: true}
+      webroot: {description: [vhost_release's O(cutover.web.vhost_release#module:webroot).], type: str, default: ''}
+      validate: {description: [vhost_release's O(cutover.web.vhost_release#module:validate).], type: str, required: true}
+      restart: {description: [vhost_release's O(cutover.web.vhost_release#module:restart).], type: list, elements: str, required: true}
+      port: {description: [vhost_release's O(cutover.web.vhost_release#module:port).], type: int, required: true}
+      host: {description: [vhost_release's O(cutover.web.vhost_release#module:host).], type: str, default: localhost}
+      timeout: {description: [vhost_release's O(cutover.web.vhost_release#module:timeout).], type: int, default: 10}
+      site: {description: [vhost_release's O(cutover.web.vhost_release#module:site).], type: path}
+      opcache_reset: {description: [vhost_release's O(cutover.web.vhost_release#module:opcache_reset).], type: bool, default: false}
+  prune:
+    description:
+      - Once the release is live, prune old releases as M(cutover.web.prune_releases) does with these options
+        (and its default staging age).
+    type: dict
+    suboptions:
+      keep:
+        description:
+          - How many ready releases to keep, the live one included.
+        type: int
+        default: 5
+      protect:
+        description:
+          - Release ids never removed.
+        type: list
+        elements: str
+        default: []
+      failed_older_than:
+        description:
+          - Remove V(failed) and V(bad) releases marked longer ago than this (seconds).
+        type: int
+        default: 86400
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Check mode says which release would be made or reused and whether C(current) and the site would change.
+        When the release is new, what follows it is predicted from what is there now (the switch from the
+        current release, pruning as if the new release were not there yet); nothing is made, moved or removed.
+  diff_mode:
+    support: full
+    details:
+      - The diff is the diffs of the steps that ran, in order.
+  safe_file_operations:
+    support: full
+    details:
+      - Each step is the one of its own module (a release renamed into place when complete, one rename(2) of
+        C(current), a pointer checked before it is moved into place).
+  idempotent:
+    support: full
+    details:
+      - The same source again reuses its release, which is live already; nothing changes and Apache is not
+        restarted.
+seealso:
+  - module: cutover.web.release_dir
+  - module: cutover.web.shared_links
+  - module: cutover.web.atomic_symlink
+  - module: cutover.web.vhost_release
+  - module: cutover.web.prune_releases
+"""
+
+EXAMPLES = r"""
+---
+- name: Make the release from the pushed tree, link the uploads, serve it and prune, giving back the lock
+  cutover.web.go_live:
+    root: /srv/www/shop
+    release:
+      src: /srv/www/shop/.cutover/staging/push-20261206T101500.1765016100.0.ansible
+      move_source: true
+      checksum: true
+    shared:
+      dirs: [public/media]
+    vhost:
+      path: /etc/apache2/cutover/shop-release.conf
+      webroot: public
+      validate: apache2ctl -t -c 'Include %s'
+      restart: [apache2ctl, graceful]
+      port: 80
+      site: /etc/apache2/sites-available/cutover-shop.conf
+      opcache_reset: true
+    prune:
+      keep: 5
+    lock:
+      owner: deploy
+      run_id: 20261206T101500.123456Z-42
+      give_back: true
+  register: live
+"""
+
+RETURN = r"""
+release:
+  description: What M(cutover.web.release_dir) returns for the release (id, release_path, current, changed, ...).
+  returned: always, also when a later step failed
+  type: dict
+shared:
+  description: What M(cutover.web.shared_links) returns.
+  returned: with O(shared), once the shared links are made
+  type: dict
+switch:
+  description:
+    - What the switch returns (M(cutover.web.vhost_release) with O(vhost), else M(cutover.web.atomic_symlink)) -
+      changed, previous_release, link, target, link_text, previous, and with O(vhost) what Apache serves.
+    - When a step after the switch failed, RV(switch.changed) and RV(switch.previous_release) say what to switch back to.
+  returned: once the switch was tried
+  type: dict
+  contains:
+    changed:
+      description: Whether C(current) was switched (or, with O(vhost), anything of serving the release changed).
+      type: bool
+    previous_release:
+      description: The release C(current) pointed at before the task (null when there was none).
+      type: str
+pruned:
+  description: What M(cutover.web.prune_releases) returns (removed, kept, kept_reasons, ...).
+  returned: with O(prune), once the release is live
+  type: dict
+lock_held:
+  description: With O(lock), whether this run still holds the deploy lock after the task.
+  returned: when O(lock) is set and every step succeeded
+  type: bool
+step:
+  description: The step that failed - V(release), V(shared), V(switch) or V(prune).
+  returned: failure
+  type: str
+"""
+
+from ansible_collections.cutover.web.plugins.module_utils._build import present_release
+from ansible_collections.cutover.web.plugins.module_utils._lock import holding, lock_module, release as release_lock
+from ansible_collections.cutover.web.plugins.module_utils._module import os_error, run
+from ansible_collections.cutover.web.plugins.module_utils._prune import prune
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
+from ansible_collections.cutover.web.plugins.module_utils._shared import SHARED_OPTIONS, link_shared
+from ansible_collections.cutover.web.plugins.module_utils._switch import switch
+from ansible_collections.cutover.web.plugins.module_utils._vhost import VHOST_OPTIONS, switch_and_serve
+
+RELEASE_OPTIONS = dict(
+    src=dict(type='path'),
+    git_repo=dict(type='str'),
+    git_version=dict(type='str', default='HEAD'),
+    exclude=dict(type='list', elements='str', default=[]),
+    strip_components=dict(type='int', default=0),
+    id=dict(type='str'),
+    stamp=dict(type='str'),
+    checksum=dict(type='bool', default=False),
+    sync=dict(type='bool', default=True),
+    move_source=dict(type='bool', default=False),
+)
+
+PRUNE_OPTIONS = dict(
+    keep=dict(type='int', default=5),
+    protect=dict(type='list', elements='str', default=[]),
+    failed_older_than=dict(type='int', default=86400),
+)
+
+
+class Steps(object):
+    """The steps, in order; what each did is kept for the result, also when a later one fails."""
+
+    def __init__(self, module, layout):
+        self.module = module
+        self.layout = layout
+        self.result = {'changed': False}
+        self.diffs = []
+
+    def step(self, name, act):
+        try:
+            try:
+                done = act()
+            except OSError as exc:
+                raise os_error(exc, self.layout.root)
+        except CutoverError as exc:
+            said = dict((k, v) for k, v in self.result.items() if k != 'changed')
+            if name == 'switch' and exc.details.get('changed'):
+                # The switch happened and a step of serving failed: say what was switched.
+                said['switch'] = dict((k, v) for k, v in exc.details.items() if k not in ('rc', 'stdout', 'stderr'))
+            exc.details.update(said, step=name, changed=self.result['changed'] or bool(exc.details.get('changed')))
+            raise
+        diff = done.pop('diff', None)
+        if isinstance(diff, list):
+            self.diffs.extend(diff)
+        elif diff is not None:
+            self.diffs.append(diff)
+        self.result['changed'] = self.result['changed'] or bool(done.get('changed'))
+        return done
+
+
+def _given(options, names):
+    """``options`` with each of ``names`` that is an empty string taken as not given (None)."""
+    return dict((k, None if k in names and v == '' else v) for k, v in options.items()) if options else options
+
+
+def go_live(module, layout):
+    p = dict(module.params, release=_given(module.params['release'], ('src', 'git_repo', 'id', 'stamp')),
+             shared=_given(module.params['shared'], ('owner', 'group')))
+    if p['shared'] and not (p['shared']['dirs'] or p['shared']['files']):
+        p['shared'] = None
+    if (p['release']['src'] is None) == (p['release']['git_repo'] is None):
+        raise CutoverError('The release of %s needs exactly one source, release.src or release.git_repo (%s).'
+                           % (layout.root, 'both were given' if p['release']['src'] else 'neither was given'),
+                           path=layout.root)
+    check = module.check_mode
+    steps = Steps(module, layout)
+    made = steps.result['release'] = steps.step('release', lambda: present_release(layout, p['release'], check, module.warn))
+    made['current'] = layout.current_id()
+    rid = made['id']
+    # In check mode a new release is not there: what follows it is predicted, not run.
+    predicted = check and made['changed']
+    if p['shared'] and not predicted:
+        shared = dict(p['shared'], release=rid)
+        steps.result['shared'] = steps.step('shared', lambda: link_shared(layout, shared, check, module.warn))
+    if predicted:
+        steps.result['switch'] = {'changed': True, 'release': rid, 'previous_release': made['current']}
+        steps.diffs.append({'before': '%s\n' % made['current'], 'after': '%s\n' % rid, 'before_header': 'current',
+                            'after_header': 'current'})
+        steps.result['changed'] = True
+    elif p['vhost']:
+        opts = dict(p['vhost'], release_path=layout.release_path(rid), content=None)
+        steps.result['switch'] = steps.step('switch', lambda: switch_and_serve(module, layout, opts))
+    else:
+        steps.result['switch'] = steps.step('switch', lambda: switch(layout, release=rid, check_mode=check))
+    if p['prune']:
+        q = p['prune']
+        steps.result['pruned'] = steps.step('prune', lambda: prune(layout, q['keep'], q['protect'], q['failed_older_than'],
+                                                                   check_mode=check))
+    result = steps.result
+    result['diff'] = steps.diffs
+    return result
+
+
+def main():
+    module = lock_module(
+        dict(
+            release=dict(type='dict', required=True, options=RELEASE_OPTIONS),
+            shared=dict(type='dict', options=SHARED_OPTIONS),
+            vhost=dict(type='dict', options=dict((k, v) for k, v in VHOST_OPTIONS.items() if k != 'content')),
+            prune=dict(type='dict', options=PRUNE_OPTIONS),
+        ),
+    )
+    lock = module.params['lock']
+
+    def act(layout):
+        if lock is None:
+            return go_live(module, layout)
+        controller = dict((k, lock.get(k)) for k in ('host', 'pid', 'pid_start', 'take_over_dead', 'ad_hoc'))
+        # Held for the steps, not given back when one fails (the caller acts on the failure under it).
+        with holding(layout, lock['owner'], lock['run_id'], lock['ttl'], False, module.check_mode, **controller) as taken:
+            if taken['warning']:
+                module.warn(taken['warning'])
+            result = go_live(module, layout)
+        given_back = taken['changed'] or lock['give_back']
+        if lock['give_back'] and not taken['changed'] and not module.check_mode:
+            release_lock(layout, lock['owner'], lock['run_id'])
+        result['lock_held'] = not given_back
+        return result
+
+    run(module, act)
+
+
+if __name__ == '__main__':
+    main()

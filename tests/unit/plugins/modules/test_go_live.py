@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright: cutover.web contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""go_live through AnsibleModule: a release made, linked, switched, served and pruned in one run, and what a failed
+step leaves and says. Apache is the ``apache`` fixture (conftest.py); the deploy_playbooks integration target runs
+the module against Debian's Apache through the deploy role."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, read_lock
+from ansible_collections.cutover.web.plugins.module_utils._releases import Layout
+from ansible_collections.cutover.web.plugins.modules import go_live
+from ansible_collections.cutover.web.tests.unit.helpers import deploy, run_module, snapshot, write_tree
+
+LOCK = dict(owner='deploy', run_id='run-1', give_back=True)
+
+
+@pytest.fixture
+def site(root, tmp_path, capsys):
+    """A root with the releases A and B, B live; each has public/index.html."""
+    return deploy(root, tmp_path, capsys, dict((rid, {'public/index.html': 'release ' + rid}) for rid in 'AB'))
+
+
+def args(site, apache, src, **more):
+    port, pointer = apache
+    vhost = dict(path=pointer, webroot='public', validate='true', restart=['true'], port=port, timeout=5)
+    return dict(dict(root=site, release=dict(src=src, id='C', sync=False), shared=dict(dirs=['public/media']),
+                     vhost=vhost, prune=dict(keep=1), lock=LOCK), **more)
+
+
+def pointed(apache):
+    with open(apache[1]) as f:
+        return f.read()
+
+
+def test_one_run_makes_links_serves_prunes_and_gives_back_the_lock(site, apache, capsys, tmp_path):
+    src = write_tree(tmp_path / 'src-C', {'public/index.html': 'release C', 'public/media/seed.jpg': 'seed'})
+    layout = Layout(site)
+    acquire(layout, 'deploy', 'run-1')
+    before = snapshot(site)
+
+    planned = run_module(go_live, args(site, apache, src), capsys, check_mode=True)
+    assert planned['rc'] == 0 and planned['changed'] is True
+    assert planned['release']['id'] == 'C' and planned['switch']['previous_release'] == 'B'
+    assert snapshot(site) == before and not os.path.exists(apache[1])
+
+    live = run_module(go_live, args(site, apache, src), capsys)
+    assert live['rc'] == 0 and live['changed'] is True, live
+    assert live['release']['id'] == 'C' and live['release']['current'] == 'B'
+    assert live['switch']['previous_release'] == 'B' and live['switch']['restarted'] is True
+    assert os.readlink(os.path.join(site, 'current')) == 'releases/C'
+    assert 'DocumentRoot "%s"' % os.path.join(site, 'releases', 'C', 'public') in pointed(apache)
+    # The uploads live in shared/, linked into the release; A goes, B stays as the rollback target.
+    assert os.readlink(os.path.join(site, 'releases', 'C', 'public', 'media')).endswith('shared/public/media')
+    assert os.path.isfile(os.path.join(site, 'shared', 'public', 'media', 'seed.jpg'))
+    assert live['pruned']['removed'] == ['A'] and sorted(os.listdir(os.path.join(site, 'releases'))) == ['B', 'C']
+    assert live['lock_held'] is False and read_lock(layout) is None
+
+    acquire(layout, 'deploy', 'run-1')
+    again = run_module(go_live, args(site, apache, src), capsys)
+    assert again['rc'] == 0 and again['changed'] is False, again
+    assert again['switch']['restarted'] is False and again['pruned']['removed'] == []
+
+
+def test_without_a_vhost_current_alone_moves(site, capsys, tmp_path):
+    src = write_tree(tmp_path / 'src-C', {'public/index.html': 'release C'})
+    live = run_module(go_live, dict(root=site, release=dict(src=src, id='C', sync=False)), capsys)
+    assert live['rc'] == 0 and live['changed'] is True
+    assert live['switch']['previous_release'] == 'B' and live['switch']['link_text'] == 'releases/C'
+    assert 'pruned' not in live and 'shared' not in live
+    assert sorted(os.listdir(os.path.join(site, 'releases'))) == ['A', 'B', 'C']
+
+
+def test_a_lock_another_run_holds_changes_nothing(site, apache, capsys, tmp_path):
+    src = write_tree(tmp_path / 'src-C', {'public/index.html': 'release C'})
+    acquire(Layout(site), 'someone', 'run-0')
+    before = snapshot(site)
+    refused = run_module(go_live, args(site, apache, src), capsys)
+    assert refused['rc'] == 1 and not refused.get('changed') and 'someone' in refused['msg']
+    assert snapshot(site) == before and not os.path.exists(apache[1])
+
+
+def test_a_failure_after_the_switch_says_what_was_switched_and_keeps_the_lock(site, apache, capsys, tmp_path):
+    """The pointer is refused after current moved: the failed task says the release, the switch (to switch back)
+    and the step; nothing is pruned and the lock stays with this run."""
+    src = write_tree(tmp_path / 'src-C', {'public/index.html': 'release C'})
+    layout = Layout(site)
+    acquire(layout, 'deploy', 'run-1')
+    failed = run_module(go_live, args(site, apache, src, vhost=dict(args(site, apache, src)['vhost'], validate='false')),
+                        capsys)
+    assert failed['rc'] == 1 and failed['changed'] is True and failed['step'] == 'switch'
+    assert 'was not put in place' in failed['msg']
+    assert failed['release']['id'] == 'C' and failed['release']['changed'] is True
+    assert failed['switch']['changed'] is True and failed['switch']['previous_release'] == 'B'
+    assert os.readlink(os.path.join(site, 'current')) == 'releases/C'
+    assert sorted(os.listdir(os.path.join(site, 'releases'))) == ['A', 'B', 'C']
+    assert read_lock(layout)['run_id'] == 'run-1'
+
+
+def test_a_release_without_the_webroot_never_goes_live(site, apache, capsys, tmp_path):
+    src = write_tree(tmp_path / 'src-C', {'web/index.html': 'release C'})
+    failed = run_module(go_live, args(site, apache, src, lock=None, shared=None), capsys)
+    assert failed['rc'] == 1 and failed['step'] == 'switch' and 'switch' not in failed
+    assert failed['release']['id'] == 'C' and failed['release']['changed'] is True
+    assert failed['msg'].startswith('The release %s has no directory' % os.path.join(site, 'releases', 'C'))
+    assert os.readlink(os.path.join(site, 'current')) == 'releases/B' and not os.path.exists(apache[1])
