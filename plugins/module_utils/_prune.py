@@ -13,7 +13,8 @@ push for a caller holding the deploy lock; an entry of the staging area that is 
 left and reported. Directories the history does not know are never touched. A release goes with the database backups taken before its migrations
 (``.cutover/backups/<id>``). Nothing outside ``releases/``, ``.cutover/staging/`` and
 ``.cutover/backups/`` is ever removed, and no symlink is ever followed: a release is first renamed
-into ``.cutover/trash/`` (so it vanishes from releases/ in one step) and then deleted.
+into ``.cutover/trash/`` (so it vanishes from releases/ in one step) and then deleted; what could not be
+deleted there is named in a warning and deleted by the next pruning.
 """
 
 from __future__ import annotations
@@ -45,18 +46,64 @@ def _check_removable(layout, path, parent):
         raise CutoverError('Refusing to delete %s: it is not a real directory.' % path, path=path)
 
 
-def remove_tree(layout, path, parent):
-    """Remove ``path``, a real directory directly inside ``parent``; refuse anything else."""
+def _to_trash(layout, path, parent, tag=''):
+    """Rename ``path``, a real directory directly inside ``parent``, into the trash (refusing anything else);
+    return its path there. From then on it is gone from ``parent``. ``tag`` tells apart two things of one name
+    (a release and its backups) moved there in the same second."""
     _check_removable(layout, path, parent)
     try:
         os.mkdir(layout.trash_dir, 0o700)
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise CutoverError('Cannot create %s: %s.' % (layout.trash_dir, exc.strerror), path=layout.trash_dir)
-    trash = os.path.join(layout.trash_dir, '%s.%d.%d' % (os.path.basename(path), int(time.time()), os.getpid()))
+    trash = os.path.join(layout.trash_dir, '%s.%d.%d%s' % (os.path.basename(path), int(time.time()), os.getpid(), tag))
     os.rename(path, trash)
     fsync_dir(parent)
-    shutil.rmtree(trash)
+    return trash
+
+
+def _delete(layout, trash, what):
+    """Delete ``trash``, a tree in the trash that was ``what``. What cannot be deleted (an immutable file, a
+    read-only mount) stays there, named in a warning: it is in no release any more, and the next pruning
+    (empty_trash) tries again."""
+    failed = []
+
+    def note(_func, path, exc_info):
+        exc = exc_info[1]
+        if not (isinstance(exc, OSError) and exc.errno == errno.ENOENT) and not failed:
+            failed.append('%s: %s' % (path, getattr(exc, 'strerror', None) or exc))
+
+    shutil.rmtree(trash, onerror=note)
+    if failed:
+        layout.warnings.append('Could not delete all of %s (which was %s): %s. It is in no release any more; the next '
+                               'pruning tries again.' % (trash, what, failed[0]))
+
+
+def remove_tree(layout, path, parent):
+    """Remove ``path``, a real directory directly inside ``parent``; refuse anything else."""
+    _delete(layout, _to_trash(layout, path, parent), path)
+
+
+def empty_trash(layout, check_mode=False):
+    """Delete what earlier runs left in the trash (a run killed while deleting, a file that could not be deleted then);
+    return the names deleted. Only real directories are there (what _to_trash puts); anything else is left."""
+    try:
+        names = sorted(os.listdir(layout.trash_dir))
+    except FileNotFoundError:
+        return []
+    gone = []
+    for name in names:
+        path = os.path.join(layout.trash_dir, name)
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                continue
+        except FileNotFoundError:
+            continue
+        if not check_mode:
+            _delete(layout, path, 'left in the trash by an earlier run')
+        if check_mode or not os.path.lexists(path):
+            gone.append(name)
+    return gone
 
 
 def remove_release(layout, release_id, check_mode=False):
@@ -75,15 +122,19 @@ def remove_release(layout, release_id, check_mode=False):
         _check_removable(layout, backup, layout.backups_dir)
     if check_mode:
         return True
-    remove_tree(layout, path, layout.releases_dir)
+    # Gone from releases/ by one rename, and recorded so, before its files are deleted: a file that cannot be
+    # deleted leaves it in the trash, never half a release in releases/ or a history that still lists it.
+    trash = _to_trash(layout, path, layout.releases_dir)
     try:
         os.unlink(layout.manifest_path(release_id))
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise
-    if os.path.lexists(backup):
-        remove_tree(layout, backup, layout.backups_dir)
+    backup_trash = _to_trash(layout, backup, layout.backups_dir, tag='.b') if os.path.lexists(backup) else None
     layout.append_history('removed', release_id)
+    _delete(layout, trash, path)
+    if backup_trash:
+        _delete(layout, backup_trash, backup)
     return True
 
 
@@ -174,13 +225,15 @@ def prune(layout, keep, protect=(), failed_older_than=86400, staging_older_than=
         removed, _staging, kept = plan(layout, keep, protect, failed_older_than, staging_older_than)
     else:
         removed, kept = [], {}
+    trash = empty_trash(layout, check_mode=check_mode)
     for rid in removed:
         # In check mode this makes the same refusals a real run would, and removes nothing.
         remove_release(layout, rid, check_mode=check_mode)
     staging, left = clear_staging(layout, staging_older_than, staging_all, check_mode=check_mode)
     return {
-        'changed': bool(removed or staging),
+        'changed': bool(removed or staging or trash),
         'removed': removed,
+        'removed_trash': trash,
         'removed_staging': staging,
         'skipped_staging': left,
         'kept': sorted(kept),

@@ -113,6 +113,14 @@ removed:
   type: list
   elements: str
   sample: [20261101T090000Z-3f2a9c1d0b7e]
+removed_trash:
+  description:
+    - What earlier runs left in C(.cutover/trash/) and this run deleted (or would). A release is renamed there out of
+      C(releases/) before its files are deleted; a file that could not be deleted then (immutable, on a read-only
+      mount) is named in a warning and deleted by the next run.
+  returned: always
+  type: list
+  elements: str
 removed_staging:
   description: Staging leftovers removed (or that would be).
   returned: always

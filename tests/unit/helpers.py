@@ -102,7 +102,7 @@ def crash_after_first_record(layout, operation):
 def run_module(module, args, capsys, check_mode=False):
     """Run ``module`` (a module of this collection, imported) as Ansible runs it: its main() reads ``args`` through
     AnsibleModule (in check mode with ``check_mode``, always in diff mode) and exits with the JSON it prints.
-    Returns that result, with ``rc`` (0, or 1 for fail_json)."""
+    Returns that result, with ``rc`` (0, or 1 for fail_json) and ``said`` (its warnings, as text)."""
     args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=True)
     try:
         from ansible.module_utils.testing import patch_module_args  # ansible-core 2.19 and later
@@ -120,8 +120,12 @@ def run_module(module, args, capsys, check_mode=False):
                 module.main()
             finally:
                 basic._ANSIBLE_ARGS = saved
-    result = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
     result['rc'] = exited.value.code or 0
+    # Where ansible-core counts this process as the controller (a test that imported controller code), module
+    # warnings are displayed on stderr instead of returned: said() finds them in either.
+    result['said'] = '%s\n%s' % (result.get('warnings', ''), captured.err)
     return result
 
 

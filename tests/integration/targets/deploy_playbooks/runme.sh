@@ -357,6 +357,28 @@ done
 ! cmp -s "$I1/vendor/composer/autoload_classmap.php" "$I2/vendor/composer/autoload_classmap.php" ||
     fail "the build's autoloader dump did not reach iso-2"
 
+step "pruning that fails after the switch: the new release stays live and says so, nothing is switched back, the lock is free"
+# Nothing runs between making, switching, serving and pruning here, so the deploy does them in one module
+# run (cutover.web.go_live); an old release holding a file that cannot be removed makes its pruning fail.
+play deploy -e deploy_src="$HERE/files/v2" -e deploy_release_id=prune-1 -e deploy_keep=50
+[[ $(current) == prune-1 ]] || fail "prune-1 did not go live"
+# An old release that cannot be renamed out of releases/ (immutable) makes its pruning fail.
+if chattr +i "$I1"; then
+    play_fails deploy -e deploy_src="$HERE/files/v3" -e deploy_release_id=prune-2 -e deploy_keep=2
+    chattr -i "$I1"
+    expect_output 'stopped at "Prune old releases, and give back the deploy lock": Cannot use '"$I1"
+    expect_output "The release live now is prune-2, the new one: the step that failed came after the switch"
+    [[ $(current) == prune-2 ]] || fail "current is $(current), expected prune-2"
+    expect_page index.php "page v3"
+    [[ $(state_of prune-2) == active ]] || fail "prune-2 is $(state_of prune-2), expected active"
+    [[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the lock was not given back"
+    play deploy -e deploy_src="$HERE/files/v3" -e deploy_release_id=prune-2 -e deploy_keep=2
+    expect_recap 'failed=0'
+    [[ ! -e $I1 && $(state_of iso-1) == missing ]] || fail "the next deploy did not prune iso-1 ($(state_of iso-1))"
+else
+    echo "chattr +i is not supported under $ROOT: the step is left out"
+fi
+
 step "rollback with nothing to go back to: a clear error"
 rm -rf "$ROOT"
 play deploy -e deploy_src="$HERE/files/v1"
