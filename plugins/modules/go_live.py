@@ -227,7 +227,7 @@ EXAMPLES = r"""
 RETURN = r"""
 release:
   description: What M(cutover.web.release_dir) returns for the release (id, release_path, current, changed, ...).
-  returned: always, also when a later step failed
+  returned: once the release is made or found, also when a later step failed
   type: dict
 shared:
   description: What M(cutover.web.shared_links) returns.
