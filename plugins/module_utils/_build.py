@@ -545,6 +545,22 @@ def release_from(layout, src=None, git_repo=None, git_version='HEAD', exclude=()
                         id_stamp=id_stamp, move_source=move_source)
 
 
+# The options of a release made from a source, as release_dir takes them with state=present and go_live in
+# its release option.
+RELEASE_OPTIONS = dict(
+    id=dict(type='str'),
+    src=dict(type='path'),
+    git_repo=dict(type='str'),
+    git_version=dict(type='str', default='HEAD'),
+    exclude=dict(type='list', elements='str', default=[]),
+    strip_components=dict(type='int', default=0),
+    checksum=dict(type='bool', default=False),
+    sync=dict(type='bool', default=True),
+    stamp=dict(type='str'),
+    move_source=dict(type='bool', default=False),
+)
+
+
 def present_release(layout, p, check_mode, warn):
     """release_from with release_dir's options ``p`` (src, git_repo, git_version, exclude, strip_components, id,
     stamp, checksum, sync, move_source); its warnings are given to ``warn``; the result has the module's diff."""

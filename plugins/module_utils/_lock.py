@@ -345,20 +345,23 @@ def holding(layout, owner, run_id=None, ttl=DEFAULT_TTL, give_back=False, check_
             release(layout, owner, run_id)
 
 
-def with_lock_option(lock, layout, act, check_mode=False):
+def with_lock_option(lock, layout, act, check_mode=False, keep_on_failure=False):
     """Return ``act(layout)``, run under the module option ``lock`` (a dict, or None for no lock).
 
     The result tells in ``lock_held`` whether this run still holds the lock after the task; a lock
-    taken over is said in a warning.
+    taken over is said in a warning. With ``keep_on_failure``, a lock this run held before is given
+    back (``give_back``) only when ``act`` succeeds, so that a caller acts on the failure under it.
     """
     if lock is None:
         return act(layout)
     controller = dict((k, lock.get(k)) for k in CONTROLLER_OPTIONS)
-    with holding(layout, lock['owner'], lock['run_id'], lock['ttl'], lock['give_back'], check_mode,
-                 **controller) as taken:
+    with holding(layout, lock['owner'], lock['run_id'], lock['ttl'], lock['give_back'] and not keep_on_failure,
+                 check_mode, **controller) as taken:
         if taken['warning']:
             warn(taken['warning'])
         result = act(layout)
+    if keep_on_failure and lock['give_back'] and not taken['changed'] and not check_mode:
+        release(layout, lock['owner'], lock['run_id'])
     result['lock_held'] = not (taken['changed'] or lock['give_back'])
     return result
 

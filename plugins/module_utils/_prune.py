@@ -32,6 +32,14 @@ from ansible_collections.cutover.web.plugins.module_utils._releases import Cutov
 CHECK_PUSH_PREFIX = 'check-'
 
 
+# What to keep, as prune_releases takes it and go_live in its prune option.
+PRUNE_OPTIONS = dict(
+    keep=dict(type='int', default=5),
+    protect=dict(type='list', elements='str', default=[]),
+    failed_older_than=dict(type='int', default=86400),
+)
+
+
 def _inside(path, parent):
     return os.path.dirname(os.path.normpath(path)) == parent
 

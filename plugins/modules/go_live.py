@@ -261,40 +261,22 @@ step:
   type: str
 """
 
-from ansible_collections.cutover.web.plugins.module_utils._build import present_release
-from ansible_collections.cutover.web.plugins.module_utils._lock import holding, lock_module, release as release_lock
+import functools
+
+from ansible_collections.cutover.web.plugins.module_utils._build import RELEASE_OPTIONS, present_release
+from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, with_lock_option
 from ansible_collections.cutover.web.plugins.module_utils._module import os_error, run
-from ansible_collections.cutover.web.plugins.module_utils._prune import prune
+from ansible_collections.cutover.web.plugins.module_utils._prune import PRUNE_OPTIONS, prune
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 from ansible_collections.cutover.web.plugins.module_utils._shared import SHARED_OPTIONS, link_shared
 from ansible_collections.cutover.web.plugins.module_utils._switch import switch
 from ansible_collections.cutover.web.plugins.module_utils._vhost import VHOST_OPTIONS, switch_and_serve
 
-RELEASE_OPTIONS = dict(
-    src=dict(type='path'),
-    git_repo=dict(type='str'),
-    git_version=dict(type='str', default='HEAD'),
-    exclude=dict(type='list', elements='str', default=[]),
-    strip_components=dict(type='int', default=0),
-    id=dict(type='str'),
-    stamp=dict(type='str'),
-    checksum=dict(type='bool', default=False),
-    sync=dict(type='bool', default=True),
-    move_source=dict(type='bool', default=False),
-)
-
-PRUNE_OPTIONS = dict(
-    keep=dict(type='int', default=5),
-    protect=dict(type='list', elements='str', default=[]),
-    failed_older_than=dict(type='int', default=86400),
-)
-
 
 class Steps(object):
     """The steps, in order; what each did is kept for the result, also when a later one fails."""
 
-    def __init__(self, module, layout):
-        self.module = module
+    def __init__(self, layout):
         self.layout = layout
         self.result = {'changed': False}
         self.diffs = []
@@ -336,7 +318,7 @@ def go_live(module, layout):
                            % (layout.root, 'both were given' if p['release']['src'] else 'neither was given'),
                            path=layout.root)
     check = module.check_mode
-    steps = Steps(module, layout)
+    steps = Steps(layout)
     made = steps.result['release'] = steps.step('release', lambda: present_release(layout, p['release'], check, module.warn))
     made['current'] = layout.current_id()
     rid = made['id']
@@ -373,24 +355,9 @@ def main():
             prune=dict(type='dict', options=PRUNE_OPTIONS),
         ),
     )
-    lock = module.params['lock']
-
-    def act(layout):
-        if lock is None:
-            return go_live(module, layout)
-        controller = dict((k, lock.get(k)) for k in ('host', 'pid', 'pid_start', 'take_over_dead', 'ad_hoc'))
-        # Held for the steps, not given back when one fails (the caller acts on the failure under it).
-        with holding(layout, lock['owner'], lock['run_id'], lock['ttl'], False, module.check_mode, **controller) as taken:
-            if taken['warning']:
-                module.warn(taken['warning'])
-            result = go_live(module, layout)
-        given_back = taken['changed'] or lock['give_back']
-        if lock['give_back'] and not taken['changed'] and not module.check_mode:
-            release_lock(layout, lock['owner'], lock['run_id'])
-        result['lock_held'] = not given_back
-        return result
-
-    run(module, act)
+    # The lock stays held when a step fails: the caller marks the release or switches back under it.
+    run(module, lambda layout: with_lock_option(module.params['lock'], layout, functools.partial(go_live, module),
+                                                module.check_mode, keep_on_failure=True))
 
 
 if __name__ == '__main__':

@@ -148,18 +148,16 @@ lock_held:
 """
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, run_locked
-from ansible_collections.cutover.web.plugins.module_utils._prune import prune
+from ansible_collections.cutover.web.plugins.module_utils._prune import PRUNE_OPTIONS, prune
 
 
 def main():
     module = lock_module(
         dict(
-            keep=dict(type='int', default=5),
-            protect=dict(type='list', elements='str', default=[]),
-            failed_older_than=dict(type='int', default=86400),
             staging_older_than=dict(type='int', default=3600),
             staging_all=dict(type='bool', default=False),
             releases=dict(type='bool', default=True),
+            **PRUNE_OPTIONS
         ),
         required_if=[('staging_all', True, ['lock'])],
     )

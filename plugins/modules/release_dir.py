@@ -351,7 +351,7 @@ source_removed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._build import isolate_release, present_release, seal_release
+from ansible_collections.cutover.web.plugins.module_utils._build import RELEASE_OPTIONS, isolate_release, present_release, seal_release
 from ansible_collections.cutover.web.plugins.module_utils._module import run
 from ansible_collections.cutover.web.plugins.module_utils._prune import remove_release
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
@@ -417,18 +417,9 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             root=dict(type='path', required=True),
-            id=dict(type='str'),
             state=dict(type='str', default='present', choices=['present', 'absent', 'failed', 'bad', 'isolated', 'sealed']),
-            src=dict(type='path'),
-            git_repo=dict(type='str'),
-            git_version=dict(type='str', default='HEAD'),
-            exclude=dict(type='list', elements='str', default=[]),
-            strip_components=dict(type='int', default=0),
-            checksum=dict(type='bool', default=False),
-            sync=dict(type='bool', default=True),
-            stamp=dict(type='str'),
-            move_source=dict(type='bool', default=False),
             schema_version=dict(type='str'),
+            **RELEASE_OPTIONS
         ),
         mutually_exclusive=[('src', 'git_repo')],
         required_if=[
