@@ -40,7 +40,8 @@ options:
       give_back:
         description:
           - Give the lock back after the task also when this run held it before, as the last step of a run
-            that took it with M(cutover.web.deploy_lock). It is given back also when the task fails.
+            that took it with M(cutover.web.deploy_lock). It is given back also when the task fails, except by
+            M(cutover.web.go_live), which keeps it held then, for the caller to mark the release or switch back under it.
         type: bool
         default: false
       host:

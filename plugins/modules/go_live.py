@@ -334,7 +334,14 @@ def go_live(module, layout):
         steps.result['changed'] = True
     elif p['vhost']:
         opts = dict(p['vhost'], release_path=layout.release_path(rid), content=None)
-        steps.result['switch'] = steps.step('switch', lambda: switch_and_serve(module, layout, opts))
+        served = steps.result['switch'] = steps.step('switch', lambda: switch_and_serve(module, layout, opts))
+        # What vhost_release's caller would say after it: a window left on (by a run that was killed) lifted, a pool not asked.
+        lifted = served['window']
+        if 'seconds' in lifted:
+            module.warn('The maintenance window of %s (on since %s) was lifted after %s s.'
+                        % (layout.root, lifted['since'], lifted['seconds']))
+        if 'msg' in served.get('opcache', {}):
+            module.warn('The release %s serves, but OPcache was not reset: %s' % (rid, served['opcache']['msg']))
     else:
         steps.result['switch'] = steps.step('switch', lambda: switch(layout, release=rid, check_mode=check))
     if p['prune']:

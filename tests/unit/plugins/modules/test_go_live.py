@@ -14,6 +14,7 @@ import os
 import pytest
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, read_lock
+from ansible_collections.cutover.web.plugins.module_utils._maintenance import window
 from ansible_collections.cutover.web.plugins.module_utils._releases import Layout
 from ansible_collections.cutover.web.plugins.modules import go_live
 from ansible_collections.cutover.web.tests.unit.helpers import deploy, run_module, snapshot, write_tree
@@ -110,3 +111,27 @@ def test_a_release_without_the_webroot_never_goes_live(site, apache, capsys, tmp
     assert failed['release']['id'] == 'C' and failed['release']['changed'] is True
     assert failed['msg'].startswith('The release %s has no directory' % os.path.join(site, 'releases', 'C'))
     assert os.readlink(os.path.join(site, 'current')) == 'releases/B' and not os.path.exists(apache[1])
+
+
+@pytest.mark.parametrize('source', [{}, {'git_repo': 'https://example.invalid/shop.git'}])
+def test_a_release_with_no_source_or_two_is_refused_changing_nothing(site, apache, capsys, tmp_path, source):
+    src = write_tree(tmp_path / 'src-C', {'public/index.html': 'release C'})
+    release = dict(dict(id='C', sync=False), **source)
+    if 'git_repo' in source:
+        release['src'] = src
+    before = snapshot(site)
+    refused = run_module(go_live, args(site, apache, src, release=release, lock=None), capsys)
+    assert refused['rc'] == 1 and not refused.get('changed')
+    assert refused['msg'] == 'The release of %s needs exactly one source, release.src or release.git_repo (%s).' % (
+        site, 'both were given' if source else 'neither was given')
+    assert snapshot(site) == before and not os.path.exists(apache[1])
+
+
+def test_a_maintenance_window_left_on_is_lifted_and_said(site, apache, capsys, tmp_path):
+    """A window a killed run left on is lifted once the new release serves, and the run says so, as a warning."""
+    src = write_tree(tmp_path / 'src-C', {'public/index.html': 'release C'})
+    window(Layout(site), 'present')
+    live = run_module(go_live, args(site, apache, src, lock=None), capsys)
+    assert live['rc'] == 0 and live['switch']['window']['was_active'] is True
+    assert not os.path.exists(Layout(site).maintenance_page)
+    assert 'The maintenance window of %s (on since ' % site in live['said'] and 's.' in live['said']
