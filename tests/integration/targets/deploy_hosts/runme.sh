@@ -7,7 +7,9 @@
 #   deploy v2 again (no change, no backup); roll back to v1 (the contract undone before the
 #   switch, the expand after it).
 # The migrations run once per deploy, on one host (yoyo records the host that ran each), the
-# backup sits beside the release on that host, and no client ever sees an error.
+# backup sits beside the release on that host, and no client ever sees an error: neither one
+# asking a host directly nor one asking through HAProxy in front of both, whose health checks
+# (every 200 ms, each given 2 s, down at the first failure) never find a host down.
 set -eu -o pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,8 +28,11 @@ PASSWORD='pässword 4471'
 ROOT=/srv/www/app
 export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 ANSIBLE_HOST_KEY_CHECKING=False
 
+LB_ADDR=127.0.0.1:18091
+LB=http://$LB_ADDR/
 cleanup() {
     [[ -n $LOAD_PID ]] && kill "$LOAD_PID" 2>/dev/null
+    [[ -f $OUT/haproxy/pid ]] && kill "$(cat "$OUT/haproxy/pid")" 2>/dev/null
     for h in "${HOSTS[@]}"; do "$COLL/tests/hosts/down.sh" "$h" >/dev/null; done
     if [[ -f $OUT/pg/data/postmaster.pid ]]; then
         (cd / && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$OUT/pg/data" -m fast -w stop >/dev/null) || true
@@ -130,11 +135,75 @@ V1=$(current_of web1)
 [[ $(ran_on 0001-expand-create-products apply) == web1 ]] ||
     fail "0001 should have run once, on web1; it ran on: $(ran_on 0001-expand-create-products apply)"
 
+step "a load balancer in front of both hosts: HAProxy, its health checks every 200 ms"
+mkdir -p "$OUT/haproxy"
+cat >"$OUT/haproxy/haproxy.cfg" <<CFG
+global
+  stats socket $OUT/haproxy/admin.sock mode 600 level admin
+  log stdout format raw local0
+defaults
+  mode http
+  log global
+  option log-health-checks
+  timeout connect 2s
+  timeout client 10s
+  timeout server 10s
+  retries 0
+  timeout check 2s
+frontend fe
+  bind $LB_ADDR
+  default_backend app
+backend app
+  balance roundrobin
+  option httpchk GET /
+  server web1 ${IP[web1]}:8080 check inter 200 fall 1 rise 1
+  server web2 ${IP[web2]}:8080 check inter 200 fall 1 rise 1
+CFG
+# In the foreground (its log, health checks included, on stdout), in the background of this script.
+haproxy -f "$OUT/haproxy/haproxy.cfg" -db >"$OUT/haproxy/log" 2>&1 &
+echo $! >"$OUT/haproxy/pid"
+# lb_servers: each host as HAProxy saw it so far: status, health checks failed, times marked down, connection
+# and response errors.
+lb_servers() {
+    python3 - "$OUT/haproxy/admin.sock" <<'PY'
+import csv, io, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b'show stat\n')
+data = b''.join(iter(lambda: s.recv(65536), b'')).decode()
+for row in csv.DictReader(io.StringIO(data.lstrip('# '))):
+    if row['pxname'] == 'app' and row['svname'] in ('web1', 'web2'):
+        print('%s %s chkfail=%s chkdown=%s econ=%s eresp=%s'
+              % (row['svname'], row['status'], row['chkfail'], row['chkdown'], row['econ'], row['eresp']))
+PY
+}
+# lb_healthy WHAT: both hosts up, and never a failed check or an error since HAProxy started.
+lb_healthy() {
+    local seen
+    seen=$(lb_servers)
+    echo "HAProxy after $1: $seen" | tr '\n' ';'
+    echo
+    [[ $seen == "web1 UP chkfail=0 chkdown=0 econ=0 eresp=0"$'\n'"web2 UP chkfail=0 chkdown=0 econ=0 eresp=0" ]] ||
+        fail "HAProxy saw a host fail during $1: $seen; its log: $(grep -i 'health check' "$OUT/haproxy/log" | tail -5)"
+}
+for _ in $(seq 50); do
+    [[ $(lb_servers) == *"web1 UP"*"web2 UP"* ]] && break
+    sleep 0.1
+done
+lb_healthy "its start"
+# lb_versions: the versions the client asking through HAProxy was answered by, during the last load.
+lb_versions() {
+    python3 -c 'import json, sys; print(" ".join(sorted(json.load(open(sys.argv[1]))[sys.argv[2]]["versions"])))' "$OUT/load.json" "$LB"
+}
+
 step "deploy v2 under load: expand before the switch, contract once both hosts serve v2"
 sql "INSERT INTO products (id, name, price_cents) VALUES (3, 'Written by v1', 990)" >/dev/null
-load_start "$OUT" '^catalog (v[0-9]+) on ' "http://${IP[web1]}:8080/" "http://${IP[web2]}:8080/"
+load_start "$OUT" '^catalog (v[0-9]+) on ' "http://${IP[web1]}:8080/" "http://${IP[web2]}:8080/" "$LB"
 deploy v2
 load_stop "the deploy of v2"
+lb_healthy "the deploy of v2"
+# One host at a time: through the load balancer, v1 and v2 both answered while the deploy ran.
+[[ $(lb_versions) == "v1 v2" ]] || fail "through HAProxy the deploy was answered by $(lb_versions) only, not v1 and v2"
 expect_recap 'failed=0' web1
 expect_recap 'failed=0' web2
 no_secret
@@ -175,9 +244,10 @@ expect_recap 'changed=0' web2
 [[ $(current_of web1) == "$V2" && $(current_of web2) == "$V2" ]] || fail "current moved"
 
 step "roll back to v1 under load: the contract undone before the switch, the expand after"
-load_start "$OUT" '^catalog (v[0-9]+) on ' "http://${IP[web1]}:8080/" "http://${IP[web2]}:8080/"
+load_start "$OUT" '^catalog (v[0-9]+) on ' "http://${IP[web1]}:8080/" "http://${IP[web2]}:8080/" "$LB"
 play rollback
 load_stop "the rollback"
+lb_healthy "the rollback"
 expect_recap 'failed=0' web1
 expect_recap 'failed=0' web2
 no_secret
