@@ -158,7 +158,7 @@ class ApacheSite(object):
             c.close()
 
     def remove(self):
-        """No vhost, release pointer, record of the role's set-up or Listen line of the bench left; Apache
+        """No vhost, release pointer, record of the role's set-up, Listen line or log of the bench left; Apache
         restarted gracefully."""
         conf = 'cutover-%s.conf' % self.NAME
         for path in ('/etc/apache2/sites-enabled/' + conf, '/etc/apache2/sites-available/' + conf,
@@ -172,6 +172,11 @@ class ApacheSite(object):
             with open('/etc/apache2/ports.conf', 'w') as f:
                 f.writelines(kept)
         subprocess.run(['apache2ctl', 'graceful'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        # The vhost's logs (Debian's APACHE_LOG_DIR), which the clients of --load grow by the hundred megabytes.
+        for kind in ('error', 'access'):
+            path = '/var/log/apache2/cutover-%s-%s.log' % (self.NAME, kind)
+            if os.path.lexists(path):
+                os.unlink(path)
 
 
 class SiteLoad(zero_downtime.Load):

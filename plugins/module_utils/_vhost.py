@@ -134,12 +134,12 @@ def switch_and_serve(module, layout, opts):
     if os.path.dirname(release_path) != layout.releases_dir:
         raise CutoverError('With switch, release_path must be a release of %s (%s/<id>), but it is %s.'
                            % (layout.root, layout.releases_dir, opts['release_path']), path=opts['release_path'])
-    served_dir(opts)  # before the switch: a release Apache could not serve never goes live
+    served = served_dir(opts)  # before the switch: a release Apache could not serve never goes live
     switched = switch(layout, release=os.path.basename(release_path), check_mode=module.check_mode)
     # What atomic_symlink returns for the same switch, so that the caller's record of it has the same keys.
     said = dict((k, v) for k, v in switched.items() if k not in ('changed', 'diff'))
     try:
-        result = serve(module, layout, opts)
+        result = serve(module, layout, opts, served)
     except CutoverError as exc:
         if switched['changed'] and not module.check_mode:
             exc.details.update(said, changed=True)
@@ -159,11 +159,11 @@ def served_dir(opts):
     return served
 
 
-def serve(module, layout, opts):
+def serve(module, layout, opts, served=None):
     """Point the site at ``opts['release_path']`` (restarting Apache when the pointer changed), lift the maintenance
-    window, reset OPcache; return the result vhost_release returns."""
+    window, reset OPcache; return the result vhost_release returns. ``served``: its served_dir(), when known."""
     path = opts['path']
-    served = served_dir(opts)
+    served = served or served_dir(opts)
     content = opts['content'] if opts.get('content') is not None else pointer_text(path, opts['release_path'], served)
     before = _read(path)
     changed = before != content
