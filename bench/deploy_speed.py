@@ -14,7 +14,8 @@ One command (after ``./dev setup``, which makes ``.venv`` and ``.work/collection
 On a generated site (the tree generator of ``bench/release_dir.py``), deploying from a directory
 on the controller to this host over a local connection, it times ``ansible-playbook
 cutover.web.deploy`` for a first deploy, a redeploy after a one-file change and a redeploy with
-nothing changed, and ``ansible-playbook cutover.web.rollback``; beside, in the same run, the raw
+nothing changed, and ``ansible-playbook cutover.web.rollback`` (every column of the deploy playbook; with
+the vhost, pointing it back too); beside, in the same run, the raw
 floor: ``rsync -a --link-dest=<previous> <src>/ <new>/ && ln -s <new> tmp && mv -T tmp current``.
 The playbook compares file contents by default (``deploy_checksum: true``, rsync ``-c``), so it runs
 twice: as it comes, beside the floor with ``rsync -a -c``, and with ``deploy_checksum: false``
@@ -127,6 +128,10 @@ class CutoverVhost(Cutover):
     def deploy(self, src):
         return self.ansible.play('cutover.web.deploy', dict(
             self.site.vars(self.root), deploy_root=self.root, deploy_src=src, deploy_keep=5, cutover_apache_vhost=True))
+
+    def rollback(self):
+        return self.ansible.play('cutover.web.rollback', dict(
+            self.site.vars(self.root), rollback_root=self.root, rollback_apache_vhost_name=self.site.NAME))
 
     def check_served(self):
         """Apache answers with the release current points to (the role's X-Cutover-Release header)."""
@@ -458,13 +463,19 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
                     method.check_served()
                 under = '' if seen is None else ' under load: %d requests, faults %s' % (seen['requests'], json.dumps(seen['faults']))
                 log('  %-9s %-60s %.2fs%s' % (step, method.label, elapsed, under))
-        cut = methods['cut']
-        previous = cut.current_dir()
-        elapsed, recap = cut.rollback()
-        t['rollback'].append(elapsed)
-        if cut.current_dir() == previous:
-            checks.append('repeat %d: the rollback did not move current' % (r + 1))
-        log('  rollback  %.2fs' % elapsed)
+        # Each column of the deploy playbook rolls back with the rollback playbook (with the vhost: pointing it back).
+        for key in order:
+            method = methods[key]
+            if not isinstance(method, Cutover):
+                continue
+            previous = method.current_dir()
+            elapsed, recap = method.rollback()
+            t[key, 'rollback'].append(elapsed)
+            if method.current_dir() == previous:
+                checks.append('repeat %d: the rollback of %s did not move current' % (r + 1, key))
+            if isinstance(method, CutoverVhost):
+                method.check_served()
+            log('  rollback  %-60s %.2fs' % (method.label, elapsed))
 
     disk = {}
     if args.no_disk:
@@ -569,8 +580,8 @@ def main(argv=None):
             wanted -= {'mitogen_vhost', 'base_vhost'}
         keys = tuple(key for key in TITLES if key in wanted)
         steps = ('first', 'onefile', 'nochange')
-        t = {k: [] for k in ('startup', 'fixed', 'rollback')}
-        t.update({(key, step): [] for key in keys for step in steps})
+        t = {k: [] for k in ('startup', 'fixed')}
+        t.update({(key, step): [] for key in keys for step in steps + ('rollback',)})
         if args.load:
             t.update({(key, step, 'load'): [] for key in keys for step in steps[1:]})
             t.update({('load', key, step): [] for key in keys for step in steps[1:]})
@@ -613,7 +624,7 @@ def main(argv=None):
         ]
         for step, title in zip(steps, ('first deploy', 'redeploy, one file changed', 'redeploy, nothing changed')):
             lines.append('| %s | %s |' % (title, ' | '.join(cell(t[key, step]) for key in keys)))
-        lines.append('| rollback | %s |' % ' | '.join(cell(t['rollback']) if key == 'cut' else 'n/a' for key in keys))
+        lines.append('| rollback | %s |' % ' | '.join(cell(t[key, 'rollback']) for key in keys))
         if site is not None:
             lines += ['', 'cutover_apache_vhost column: the apache_vhost role (apache_vhost_php: %s, this server\'s mode) '
                       'with a vhost on port %d of this host\'s Apache, set up by the first deploy of each repeat; '
@@ -647,14 +658,15 @@ def main(argv=None):
             '| unchanged redeploy makes no release, changed=0 | %s | %s |' % (
                 'no release made' if not any('unchanged' in c for c in checks) else '; '.join(checks),
                 'PASS' if not any('unchanged' in c for c in checks) else 'FAIL'),
-            '| rollback under 3 s wall | %.2f s (max %.2f) | %s |' % (
-                med(t['rollback']), max(t['rollback']), 'PASS' if max(t['rollback']) < 3 else 'FAIL'),
-        ]
+        ] + ['| rollback, %s, under 3 s wall | %.2f s (max %.2f) | %s |' % (
+            TITLES[key], med(t[key, 'rollback']), max(t[key, 'rollback']), 'PASS' if max(t[key, 'rollback']) < 3 else 'FAIL')
+            for key in ('cut', 'vhost') if key in keys]
         for fast, slow in (('mitogen', 'cut'), ('mitogen_vhost', 'vhost'), ('cut', 'base_cut'), ('vhost', 'base_vhost')):
-            if fast in keys and slow in keys:
-                lines.append('| one-file redeploy, %s / %s (no target) | %.2f s / %.2f s = %.2fx | |' % (
-                    TITLES[fast], TITLES[slow], med(t[fast, 'onefile']), med(t[slow, 'onefile']),
-                    med(t[fast, 'onefile']) / med(t[slow, 'onefile'])))
+            for step, title in (('onefile', 'one-file redeploy'), ('rollback', 'rollback')):
+                if fast in keys and slow in keys:
+                    lines.append('| %s, %s / %s (no target) | %.2f s / %.2f s = %.2fx | |' % (
+                        title, TITLES[fast], TITLES[slow], med(t[fast, step]), med(t[slow, step]),
+                        med(t[fast, step]) / med(t[slow, step])))
         first, floor_first = med(t['cut', 'first']), med(t['floor', 'first'])
         lines.append('| first deploy <= 2 x raw floor (rsync -a) | %.2f s vs %.2f s = %.2fx | %s |' % (
             first, floor_first, first / floor_first, 'PASS' if first <= 2 * floor_first else 'FAIL'))

@@ -10,7 +10,7 @@ the live release as DocumentRoot and sets the ``X-Cutover-Release`` header. Serv
 write the pointer beside its place, check it with Apache's own config test, rename it in place,
 restart Apache gracefully and wait until a new connection is answered with the release's header;
 then lift the maintenance window and reset the OPcache of the site's PHP-FPM pool. Used by
-cutover.web.vhost_release and cutover.web.deploy_release (``opts``: their vhost options, with
+cutover.web.vhost_release and cutover.web.go_live (``opts``: their vhost options, with
 ``release_path``).
 """
 
@@ -25,7 +25,7 @@ import time
 from ansible_collections.cutover.web.plugins.module_utils._maintenance import window
 from ansible_collections.cutover.web.plugins.module_utils._opcache import reset_opcache
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
-from ansible_collections.cutover.web.plugins.module_utils._switch import switch
+from ansible_collections.cutover.web.plugins.module_utils._switch import rollback, switch
 
 OPCACHE_TIMEOUT = 30
 POINTER_SUFFIX = '-release.conf'
@@ -134,18 +134,35 @@ def switch_and_serve(module, layout, opts):
     if os.path.dirname(release_path) != layout.releases_dir:
         raise CutoverError('With switch, release_path must be a release of %s (%s/<id>), but it is %s.'
                            % (layout.root, layout.releases_dir, opts['release_path']), path=opts['release_path'])
-    served = served_dir(opts)  # before the switch: a release Apache could not serve never goes live
-    switched = switch(layout, release=os.path.basename(release_path), check_mode=module.check_mode)
+    return _serve_after(module, layout, opts, lambda: switch(layout, release=os.path.basename(release_path),
+                                                             check_mode=module.check_mode))
+
+
+def rollback_and_serve(module, layout, opts, release=None, mark_previous='bad'):
+    """serve() the release current is rolled back to, as atomic_symlink's rollback does it: ``release``, else the
+    release live before; the release left is marked ``mark_previous`` (None leaves it ready). The release gone
+    back to is found first, and refused before the switch when it has no directory to serve."""
+    planned = rollback(layout, release=release, mark_previous=mark_previous, check_mode=True)
+    opts = dict(opts, release_path=layout.release_path(planned['release']))
+    return _serve_after(module, layout, opts, lambda: rollback(layout, release=release, mark_previous=mark_previous,
+                                                               check_mode=module.check_mode))
+
+
+def _serve_after(module, layout, opts, move):
+    """serve(), after ``move()`` moved current (its result as atomic_symlink returns it); a release Apache could not
+    serve is refused before the move. A step that fails after the move still says what it moved."""
+    served = served_dir(opts)
+    moved = move()
     # What atomic_symlink returns for the same switch, so that the caller's record of it has the same keys.
-    said = dict((k, v) for k, v in switched.items() if k not in ('changed', 'diff'))
+    said = dict((k, v) for k, v in moved.items() if k not in ('changed', 'diff'))
     try:
         result = serve(module, layout, opts, served)
     except CutoverError as exc:
-        if switched['changed'] and not module.check_mode:
+        if moved['changed'] and not module.check_mode:
             exc.details.update(said, changed=True)
         raise
-    result.update(said, changed=result['changed'] or switched['changed'])
-    result['diff'].insert(0, switched['diff'])
+    result.update(said, changed=result['changed'] or moved['changed'])
+    result['diff'].insert(0, moved['diff'])
     return result
 
 

@@ -14,7 +14,8 @@ version_added: 0.1.0
 description:
   - With O(switch), first switches C(<root>/current) to the release, as M(cutover.web.atomic_symlink) with
     O(cutover.web.atomic_symlink#module:release) does, so that a deploy moves C(current) and what Apache serves
-    in one module run.
+    in one module run; with O(rollback), rolls C(current) back as that module's rollback does, so that a
+    rollback does too.
   - Writes the release pointer of a site of the P(cutover.web.apache_vhost#role) role (the file its vhost
     includes, which names the resolved release path as DocumentRoot), checked with O(validate) before it is
     put in place.
@@ -44,8 +45,8 @@ options:
   release_path:
     description:
       - The resolved path of the release going live; its basename is the header Apache must answer with.
+      - Required unless O(rollback) is set, which finds the release itself.
     type: path
-    required: true
   webroot:
     description:
       - The directory of the release that is served (empty for the release root); it must exist.
@@ -96,8 +97,29 @@ options:
         still says what the switch did (C(changed), RV(previous_release)), so that the caller can switch back.
     type: bool
     default: false
+  rollback:
+    description:
+      - Roll C(<root>/current) back before the pointer is written, as M(cutover.web.atomic_symlink) with
+        O(cutover.web.atomic_symlink#module:rollback=true) does - to O(release), else to the release live before
+        the current one, the release left marked O(mark_previous) in the same history record - and serve the
+        release gone back to. A release gone back to without the directory to serve (O(webroot)) is refused
+        before the switch. Not with O(switch=true) or O(release_path).
+      - When a later step fails, the failed task still says what the switch did, as with O(switch).
+    type: bool
+    default: false
+  release:
+    description:
+      - With O(rollback), the release to go back to (default, the release live before the current one).
+    type: str
+  mark_previous:
+    description:
+      - With O(rollback), what the release rolled back from is marked (C(ready) leaves it as it is).
+    type: str
+    choices: [bad, failed, ready]
+    default: bad
 extends_documentation_fragment:
   - cutover.web._root
+  - cutover.web._lock
   - cutover.web._attributes
 attributes:
   check_mode:
@@ -138,6 +160,18 @@ EXAMPLES = r"""
     site: /etc/apache2/sites-available/cutover-shop.conf
     opcache_reset: true
   register: served
+
+- name: Roll back to the release live before and serve it, under the deploy lock, in one run
+  cutover.web.vhost_release:
+    root: /srv/www/shop
+    rollback: true
+    path: /etc/apache2/cutover/shop-release.conf
+    webroot: public
+    validate: apache2ctl -t -c 'Include %s'
+    restart: [apache2ctl, graceful]
+    port: 80
+    lock:
+      owner: deployer
 """
 
 RETURN = r"""
@@ -174,32 +208,40 @@ window:
       type: float
       returned: when it was lifted
 release:
-  description: With O(switch), the release C(current) points at after the task.
-  returned: when O(switch) is true
+  description: With O(switch) or O(rollback), the release C(current) points at after the task.
+  returned: when O(switch) or O(rollback) is true
   type: str
 previous_release:
-  description: With O(switch), the release C(current) pointed at before the task (null when there was none).
-  returned: when O(switch) is true (also when a later step failed)
+  description: With O(switch) or O(rollback), the release C(current) pointed at before the task (null when there was none).
+  returned: when O(switch) or O(rollback) is true (also when a later step failed)
   type: str
+rolled_back_from:
+  description: With O(rollback), the release that was live before and is now marked O(mark_previous), or null.
+  returned: when O(rollback) is true
+  type: str
+already_rolled_back:
+  description: With O(rollback), whether the current release already went live by a rollback, so current did not move.
+  returned: when O(rollback) is true
+  type: bool
 previous:
-  description: With O(switch), the text of C(current) before the task, or null when there was no link.
-  returned: when O(switch) is true
+  description: With O(switch) or O(rollback), the text of C(current) before the task, or null when there was no link.
+  returned: when O(switch) or O(rollback) is true
   type: str
 link:
-  description: With O(switch), the link that was switched, C(<root>/current).
-  returned: when O(switch) is true
+  description: With O(switch) or O(rollback), the link that was switched, C(<root>/current).
+  returned: when O(switch) or O(rollback) is true
   type: str
 target:
-  description: With O(switch), the release directory C(current) points at after the task.
-  returned: when O(switch) is true
+  description: With O(switch) or O(rollback), the release directory C(current) points at after the task.
+  returned: when O(switch) or O(rollback) is true
   type: str
 link_text:
-  description: With O(switch), the text of C(current) after the task.
-  returned: when O(switch) is true
+  description: With O(switch) or O(rollback), the text of C(current) after the task.
+  returned: when O(switch) or O(rollback) is true
   type: str
 converted:
-  description: With O(switch), always null (as M(cutover.web.atomic_symlink) returns it for C(current)).
-  returned: when O(switch) is true
+  description: With O(switch) or O(rollback), always null (as M(cutover.web.atomic_symlink) returns it for C(current)).
+  returned: when O(switch) or O(rollback) is true
   type: str
 opcache:
   description:
@@ -207,26 +249,43 @@ opcache:
       saying why the pool could not be asked.
   returned: when O(opcache_reset) is true, a PHP-FPM socket was found and not in check mode
   type: dict
+lock_held:
+  description: With O(lock), whether this run still holds the deploy lock after the task.
+  returned: when O(lock) is set
+  type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.cutover.web.plugins.module_utils._module import run
-from ansible_collections.cutover.web.plugins.module_utils._vhost import VHOST_OPTIONS, serve, switch_and_serve
+from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, run_locked
+from ansible_collections.cutover.web.plugins.module_utils._vhost import VHOST_OPTIONS, rollback_and_serve, serve, switch_and_serve
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            root=dict(type='path', required=True),
-            release_path=dict(type='path', required=True),
+    module = lock_module(
+        dict(
+            release_path=dict(type='path'),
             switch=dict(type='bool', default=False),
+            rollback=dict(type='bool', default=False),
+            release=dict(type='str'),
+            mark_previous=dict(type='str', default='bad', choices=['bad', 'failed', 'ready']),
             **VHOST_OPTIONS
         ),
-        supports_check_mode=True,
+        required_if=[('rollback', False, ('release_path',))],
     )
     p = module.params
-    run(module, lambda layout: (switch_and_serve if p['switch'] else serve)(module, layout, p))
+    if p['rollback'] and (p['switch'] or p['release_path']):
+        module.fail_json(msg='vhost_release with rollback finds the release to serve itself, so it takes neither switch '
+                             'nor release_path (given for %s); nothing was changed.' % p['root'])
+    if p['release'] is not None and not p['rollback']:
+        module.fail_json(msg='The option release of vhost_release names the release to roll back to, so it needs '
+                             'rollback=true; nothing was changed.')
+
+    def act(layout):
+        if p['rollback']:
+            return rollback_and_serve(module, layout, p, release=p['release'],
+                                      mark_previous=None if p['mark_previous'] == 'ready' else p['mark_previous'])
+        return (switch_and_serve if p['switch'] else serve)(module, layout, p)
+
+    run_locked(module, act)
 
 
 if __name__ == '__main__':

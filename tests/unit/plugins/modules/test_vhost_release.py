@@ -15,6 +15,8 @@ import os
 
 import pytest
 
+from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, read_lock
+from ansible_collections.cutover.web.plugins.module_utils._releases import Layout
 from ansible_collections.cutover.web.plugins.modules import vhost_release
 from ansible_collections.cutover.web.tests.unit.helpers import deploy, run_module, snapshot
 
@@ -89,3 +91,62 @@ def test_a_release_without_the_webroot_is_refused_before_the_switch(site, apache
     assert refused['msg'].startswith('The release %s has no directory %s to serve'
                                      % (os.path.join(site, 'releases', 'B'), os.path.join(site, 'releases', 'B', 'public')))
     assert snapshot(site) == before and os.readlink(os.path.join(site, 'current')) == 'releases/A'
+
+
+def rollback_args(site, apache, **more):
+    port, pointer = apache
+    return dict(dict(root=site, rollback=True, path=pointer, webroot='public', validate='true', restart=['true'],
+                     port=port, timeout=5), **more)
+
+
+def served_release(apache):
+    with open(apache[1]) as f:
+        return f.read().rsplit('"', 2)[-2]
+
+
+def test_rollback_and_serve_in_one_run(site, apache, capsys):
+    """B went live after A: one run rolls current back to A, marks B bad in the same record and serves A."""
+    assert run_module(vhost_release, args(site, apache, 'B', content=None), capsys)['rc'] == 0
+    before = snapshot(site)
+    planned = run_module(vhost_release, rollback_args(site, apache), capsys, check_mode=True)
+    assert planned['rc'] == 0 and planned['changed'] is True and planned['release'] == 'A'
+    assert snapshot(site) == before and served_release(apache) == 'B'
+
+    back = run_module(vhost_release, rollback_args(site, apache, lock=dict(owner='ops', give_back=True)), capsys)
+    assert back['rc'] == 0 and back['changed'] is True and back['restarted'] is True, back
+    assert back['release'] == 'A' and back['previous_release'] == 'B' and back['rolled_back_from'] == 'B'
+    assert os.readlink(os.path.join(site, 'current')) == 'releases/A' and served_release(apache) == 'A'
+    assert Layout(site).releases()['B'].mark == 'bad'
+    assert back['lock_held'] is False and read_lock(Layout(site)) is None
+
+    # Rolled back already: not repeated, Apache left alone.
+    again = run_module(vhost_release, rollback_args(site, apache), capsys)
+    assert again['rc'] == 0 and again['changed'] is False and again['already_rolled_back'] is True
+    assert again['restarted'] is False and os.readlink(os.path.join(site, 'current')) == 'releases/A'
+
+
+def test_a_rollback_to_a_release_without_the_webroot_is_refused_before_the_switch(site, apache, capsys):
+    assert run_module(vhost_release, args(site, apache, 'B', content=None), capsys)['rc'] == 0
+    os.rename(os.path.join(site, 'releases', 'A', 'public'), os.path.join(site, 'releases', 'A', 'web'))
+    before = snapshot(site)
+    refused = run_module(vhost_release, rollback_args(site, apache), capsys)
+    assert refused['rc'] == 1 and not refused.get('changed') and 'previous_release' not in refused
+    assert refused['msg'].startswith('The release %s has no directory %s to serve'
+                                     % (os.path.join(site, 'releases', 'A'), os.path.join(site, 'releases', 'A', 'public')))
+    assert snapshot(site) == before and served_release(apache) == 'B'
+
+
+def test_a_rollback_under_a_lock_another_run_holds_changes_nothing(site, apache, capsys):
+    assert run_module(vhost_release, args(site, apache, 'B', content=None), capsys)['rc'] == 0
+    acquire(Layout(site), 'someone', 'run-0')
+    before = snapshot(site)
+    refused = run_module(vhost_release, rollback_args(site, apache, lock=dict(owner='ops')), capsys)
+    assert refused['rc'] == 1 and not refused.get('changed') and 'someone' in refused['msg']
+    assert snapshot(site) == before and served_release(apache) == 'B'
+
+
+def test_a_release_to_go_back_to_needs_rollback(site, apache, capsys):
+    before = snapshot(site)
+    refused = run_module(vhost_release, dict(args(site, apache, 'B'), release='A'), capsys)
+    assert refused['rc'] == 1 and 'needs rollback=true' in refused['msg']
+    assert snapshot(site) == before and not os.path.exists(apache[1])
