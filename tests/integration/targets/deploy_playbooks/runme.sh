@@ -298,6 +298,22 @@ expect_page index.php "flat v1"
 [[ $(curl -sS -o /dev/null -D - --max-time 10 "$URL/" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cutover-release" {print $2}') == flat1 ]] ||
     fail "Apache does not answer with flat1's release header"
 
+step "a rollback whose wait for Apache times out fails after the switch, and says the release gone back to is live"
+mkdir -p "$OUT/flat3"
+printf '<?php echo "flat v3";\n' >"$OUT/flat3/index.php"
+flat deploy -e deploy_src="$OUT/flat3" -e deploy_release_id=flat3
+expect_recap 'failed=0'
+expect_page index.php "flat v3"
+# The port to wait on is one nothing answers on: the pointer is put in place and Apache restarted
+# (the site serves flat1 on its own port), but the release's header never comes, so the module run
+# fails after it switched current; the rollback's message says what is live.
+if flat rollback -e apache_vhost_port=18099; then fail "the rollback that waited on a port nothing answers on succeeded"; fi
+expect_output "Apache on port 18099 did not serve release flat1 within"
+expect_output "The release live now is flat1, switched to by this rollback."
+[[ $(current) == flat1 ]] || fail "current is $(current), expected flat1"
+[[ $(state_of flat3) == bad ]] || fail "flat3 is $(state_of flat3) after the rollback from it"
+expect_page index.php "flat v1"
+
 step "build steps that edit files in place change the new release only (#13)"
 # An application whose autoloader composer generated; the next release's build commands rewrite
 # files in place (composer dump-autoload -o, PHP's file_put_contents), append, truncate, chmod,
