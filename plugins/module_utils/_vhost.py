@@ -17,8 +17,10 @@ cutover.web.vhost_release and cutover.web.go_live (``opts``: their vhost options
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
+import stat
 import tempfile
 import time
 
@@ -29,6 +31,18 @@ from ansible_collections.cutover.web.plugins.module_utils._switch import rollbac
 
 OPCACHE_TIMEOUT = 30
 POINTER_SUFFIX = '-release.conf'
+
+# Where the apache_vhost role keeps its sites' release pointers, by Apache's configuration directory, with the
+# commands that check a pointer and restart that Apache and the directory of the sites' vhost files.
+APACHES = (
+    dict(pointers='/etc/apache2/cutover', validate="apache2ctl -t -c 'Include %s'", restart=['apache2ctl', 'graceful'],
+         sites='/etc/apache2/sites-available'),
+    dict(pointers='/etc/httpd/cutover', validate="apachectl -t -c 'Include %s'", restart=['apachectl', 'graceful'],
+         sites='/etc/httpd/conf.d'),
+)
+# The records of the apache_vhost role's set-ups, <name>.json: how a deploy that found a site points it at a
+# release (remember.serve: port, host, opcache_reset).
+RECORDS = '/var/lib/cutover-web/apache_vhost'
 
 # The options of a site's pointer, as vhost_release and deploy_release take them (release_path aside).
 VHOST_OPTIONS = dict(
@@ -42,6 +56,14 @@ VHOST_OPTIONS = dict(
     timeout=dict(type='int', default=10),
     site=dict(type='path'),
     opcache_reset=dict(type='bool', default=False),
+)
+
+# How a module finds the site itself when it is given none (find_vhost): the webroot the deploy serves, the
+# caller's setting that names a site (said when several serve the root), and the wait for Apache.
+FIND_OPTIONS = dict(
+    webroot=dict(type='str', default=''),
+    setting=dict(type='str', default='the vhost name'),
+    timeout=dict(type='int', default=10),
 )
 
 
@@ -60,6 +82,76 @@ def _read(path):
             return f.read().decode('utf-8', 'replace')
     except FileNotFoundError:
         return None
+
+
+def serving_sites(root):
+    """The sites of the apache_vhost role whose release pointer serves a release of ``root``, by name: for each, its
+    name, its pointer and the entry of APACHES it belongs to. Read-only; a pointer that is not a regular file (a
+    link, a directory) is no site's."""
+    prefix = 'DocumentRoot "%s/releases/' % root
+    found = []
+    for apache in APACHES:
+        try:
+            entries = sorted(os.listdir(apache['pointers']))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            path = os.path.join(apache['pointers'], entry)
+            if entry.startswith('.') or not entry.endswith(POINTER_SUFFIX) or not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            if any(line.startswith(prefix) for line in (_read(path) or '').splitlines()):
+                found.append((entry[:-len(POINTER_SUFFIX)], path, apache))
+    return sorted(found, key=lambda site: site[0])
+
+
+def _recorded(name):
+    """How the record of the site's set-up says to serve it (port, host, opcache_reset), or None for a record
+    without it (one an earlier version wrote) or none."""
+    try:
+        with open(os.path.join(RECORDS, '%s.json' % name), 'rb') as f:
+            serve = json.loads(f.read().decode('utf-8')).get('remember', {}).get('serve')
+    except (FileNotFoundError, ValueError, AttributeError):
+        return None
+    if not isinstance(serve, dict):
+        return None
+    try:
+        return dict(port=int(serve['port']), host=str(serve['host'] or 'localhost'),
+                    opcache_reset=serve['opcache_reset'] in (True, 'true', 'True'))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _from_site(site):
+    """How to serve a site whose record says nothing of it: the port and server name of its vhost file, as the
+    apache_vhost role writes it, and the role's default OPcache reset; None when the file says no port."""
+    text = _read(site) or ''
+    port = re.search(r'^\s*<VirtualHost\s[^>]*:(\d+)\s*>', text, re.M)
+    if not port:
+        return None
+    host = re.search(r'^\s*ServerName\s+(\S+)', text, re.M)
+    return dict(port=int(port.group(1)), host=host.group(1) if host else 'localhost', opcache_reset=True)
+
+
+def found_vhost(root, find):
+    """The vhost options (as VHOST_OPTIONS, with its name) of the one site of the apache_vhost role that serves
+    releases of ``root``, or None when none does. Several are refused, naming ``find['setting']``: the caller's
+    setting that names the one to point. The commands come from the Apache the pointer belongs to, never from a
+    file; the record gives the port, host and OPcache reset, else the site's vhost file does."""
+    sites = serving_sites(root)
+    if not sites:
+        return None
+    if len(sites) > 1:
+        raise CutoverError('The Apache sites %s all serve releases of %s; set %s to the one to point at the release.'
+                           % (', '.join(site[0] for site in sites), root, find['setting']), path=root)
+    name, path, apache = sites[0]
+    site = os.path.join(apache['sites'], 'cutover-%s.conf' % name)
+    serve = _recorded(name) or _from_site(site)
+    if serve is None:
+        raise CutoverError('The Apache site %s serves releases of %s, but neither the record of its set-up (%s) nor '
+                           'its vhost (%s) says its port; run the apache_vhost role for it, or set %s.'
+                           % (name, root, os.path.join(RECORDS, '%s.json' % name), site, find['setting']), path=path)
+    return dict(serve, name=name, path=path, content=None, webroot=find['webroot'], validate=apache['validate'],
+                restart=list(apache['restart']), timeout=find['timeout'], site=site)
 
 
 def _header(port, host, timeout):

@@ -145,6 +145,22 @@ options:
       timeout: {description: [vhost_release's O(cutover.web.vhost_release#module:timeout).], type: int, default: 10}
       site: {description: [vhost_release's O(cutover.web.vhost_release#module:site).], type: path}
       opcache_reset: {description: [vhost_release's O(cutover.web.vhost_release#module:opcache_reset).], type: bool, default: false}
+  find_vhost:
+    description:
+      - Without O(vhost), find the site of the P(cutover.web.apache_vhost#role) role that serves releases of O(root)
+        (its release pointer in C(/etc/apache2/cutover/) names one as DocumentRoot) and point it at the release as
+        O(vhost) would; none, and C(current) alone moves. Several are refused before anything changes.
+      - How the site is served (port, host, OPcache reset) comes from the record of its set-up in
+        C(/var/lib/cutover-web/apache_vhost/), else from its vhost file; the commands that check the pointer and
+        restart Apache are those of the Apache the pointer belongs to. RV(vhost) says what was used.
+    type: dict
+    suboptions:
+      webroot:
+        description: [The directory of the release the site serves (vhost_release's O(cutover.web.vhost_release#module:webroot)).]
+        type: str
+        default: ''
+      setting: {description: [The caller's setting that names the site, said when several serve the root.], type: str, default: the vhost name}
+      timeout: {description: [vhost_release's O(cutover.web.vhost_release#module:timeout).], type: int, default: 10}
   prune:
     description:
       - Once the release is live, prune old releases as M(cutover.web.prune_releases) does with these options
@@ -247,6 +263,12 @@ switch:
     previous_release:
       description: The release C(current) pointed at before the task (null when there was none).
       type: str
+vhost:
+  description:
+    - The vhost options the release was served with (as O(vhost) takes them), and with O(find_vhost) the site's
+      C(name); the caller points the site back with them when it switches back.
+  returned: with O(vhost), or O(find_vhost) when a site serves the root, also when a later step failed
+  type: dict
 pruned:
   description: What M(cutover.web.prune_releases) returns (removed, kept, kept_reasons, ...).
   returned: with O(prune), once the release is live
@@ -256,7 +278,7 @@ lock_held:
   returned: when O(lock) is set and every step succeeded
   type: bool
 step:
-  description: The step that failed - V(release), V(shared), V(switch) or V(prune).
+  description: The step that failed - V(vhost) (with O(find_vhost)), V(release), V(shared), V(switch) or V(prune).
   returned: failure
   type: str
 """
@@ -270,7 +292,7 @@ from ansible_collections.cutover.web.plugins.module_utils._prune import PRUNE_OP
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 from ansible_collections.cutover.web.plugins.module_utils._shared import SHARED_OPTIONS, link_shared
 from ansible_collections.cutover.web.plugins.module_utils._switch import switch
-from ansible_collections.cutover.web.plugins.module_utils._vhost import VHOST_OPTIONS, switch_and_serve
+from ansible_collections.cutover.web.plugins.module_utils._vhost import FIND_OPTIONS, VHOST_OPTIONS, found_vhost, switch_and_serve
 
 
 class Steps(object):
@@ -319,6 +341,11 @@ def go_live(module, layout):
                            path=layout.root)
     check = module.check_mode
     steps = Steps(layout)
+    vhost = p['vhost']
+    if vhost is None and p['find_vhost']:
+        vhost = steps.step('vhost', lambda: found_vhost(layout.root, p['find_vhost']) or {})
+    if vhost:
+        steps.result['vhost'] = dict(vhost)
     made = steps.result['release'] = steps.step('release', lambda: present_release(layout, p['release'], check, module.warn))
     made['current'] = layout.current_id()
     rid = made['id']
@@ -332,8 +359,8 @@ def go_live(module, layout):
         steps.diffs.append({'before': '%s\n' % made['current'], 'after': '%s\n' % rid, 'before_header': 'current',
                             'after_header': 'current'})
         steps.result['changed'] = True
-    elif p['vhost']:
-        opts = dict(p['vhost'], release_path=layout.release_path(rid), content=None)
+    elif vhost:
+        opts = dict(vhost, release_path=layout.release_path(rid), content=None)
         served = steps.result['switch'] = steps.step('switch', lambda: switch_and_serve(module, layout, opts))
         # What vhost_release's caller would say after it: a window left on (by a run that was killed) lifted, a pool not asked.
         lifted = served['window']
@@ -359,8 +386,10 @@ def main():
             release=dict(type='dict', required=True, options=RELEASE_OPTIONS),
             shared=dict(type='dict', options=SHARED_OPTIONS),
             vhost=dict(type='dict', options=dict((k, v) for k, v in VHOST_OPTIONS.items() if k != 'content')),
+            find_vhost=dict(type='dict', options=FIND_OPTIONS),
             prune=dict(type='dict', options=PRUNE_OPTIONS),
         ),
+        mutually_exclusive=[('vhost', 'find_vhost')],
     )
     # The lock stays held when a step fails: the caller marks the release or switches back under it.
     run(module, lambda layout: with_lock_option(module.params['lock'], layout, functools.partial(go_live, module),

@@ -19,7 +19,7 @@ OUT=$(mktemp -d)
 # otherwise leave it enabled for the tests after it).
 cleanup() {
     a2dissite -q cutover-it >/dev/null 2>&1 || true
-    rm -f /etc/apache2/sites-available/cutover-it.conf /etc/apache2/cutover/it-release.conf
+    rm -f /etc/apache2/sites-available/cutover-it.conf /etc/apache2/cutover/it-release.conf /etc/apache2/cutover/it-copy-release.conf
     apachectl graceful >/dev/null 2>&1 || true
     rm -rf /srv/cutover-it "$OUT"
 }
@@ -43,6 +43,11 @@ expect_page() { # PATH TEXT
     local body
     body=$(page "$1")
     [[ $body == *"$2"* ]] || fail "GET /$1 answered '$body', expected '$2'"
+}
+expect_served() { # RELEASE: the release Apache's answer names in its X-Cutover-Release header
+    local served
+    served=$(curl -sS -o /dev/null -D - --max-time 10 "$URL/" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cutover-release" {print $2}')
+    [[ $served == "$1" ]] || fail "Apache answers with the release header '$served', expected '$1'"
 }
 expect_status() { # PATH STATUS
     local status
@@ -295,8 +300,7 @@ flat rollback
 expect_recap 'failed=0'
 [[ $(current) == flat1 ]] || fail "current is $(current), expected flat1"
 expect_page index.php "flat v1"
-[[ $(curl -sS -o /dev/null -D - --max-time 10 "$URL/" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cutover-release" {print $2}') == flat1 ]] ||
-    fail "Apache does not answer with flat1's release header"
+expect_served flat1
 
 step "a rollback whose wait for Apache times out fails after the switch, and says the release gone back to is live"
 mkdir -p "$OUT/flat3"
@@ -313,6 +317,44 @@ expect_output "The release live now is flat1, switched to by this rollback."
 [[ $(current) == flat1 ]] || fail "current is $(current), expected flat1"
 [[ $(state_of flat3) == bad ]] || fail "flat3 is $(state_of flat3) after the rollback from it"
 expect_page index.php "flat v1"
+
+step "a deploy with no vhost named, in a play without the apache_vhost role, points the site that serves the root at the new release"
+# The play sets up no vhost: the deploy's one module run finds the site whose pointer serves the root and
+# serves it as the record of its set-up says (its port, 18080, not the role's default).
+mkdir -p "$OUT/flat4"
+printf '<?php echo "flat v4";\n' >"$OUT/flat4/index.php"
+flat deploy -e cutover_apache_vhost=false -e deploy_src="$OUT/flat4" -e deploy_release_id=flat4
+expect_recap 'failed=0'
+[[ $(current) == flat4 ]] || fail "current is $(current), expected flat4"
+expect_page index.php "flat v4"
+expect_served flat4
+
+step "two sites serving the root: a deploy with no vhost named is refused before anything changes"
+cp /etc/apache2/cutover/it-release.conf /etc/apache2/cutover/it-copy-release.conf
+if flat deploy -e cutover_apache_vhost=false -e deploy_src="$OUT/flat3" -e deploy_release_id=flat5; then
+    fail "a deploy to a root two sites serve went ahead"
+fi
+rm /etc/apache2/cutover/it-copy-release.conf
+expect_output "The Apache sites it, it-copy all serve releases of $ROOT; set deploy_apache_vhost_name to the one to point at the release."
+[[ $(current) == flat4 && ! -e $ROOT/releases/flat5 ]] || fail "the refused deploy changed current ($(current)) or made flat5"
+expect_page index.php "flat v4"
+
+step "a deploy in one module run whose new release Apache never answers for is switched back with the site it found"
+# The new release's .htaccess drops the release header, so the wait after the graceful restart times out
+# after the switch: current and the site both go back to the release live before (one module run, with
+# what the deploy's module run served the site with), and the new release is marked bad.
+mkdir -p "$OUT/flat6"
+printf '<?php echo "flat v6";\n' >"$OUT/flat6/index.php"
+printf 'Header always unset X-Cutover-Release\n' >"$OUT/flat6/.htaccess"
+if flat deploy -e cutover_apache_vhost=false -e deploy_src="$OUT/flat6" -e deploy_release_id=flat6; then
+    fail "the deploy whose release Apache never answered for succeeded"
+fi
+expect_output "Apache on port 18080 did not serve release flat6 within"
+expect_output "within 10 s of a graceful restart; switched back to flat4, and marked flat6 bad."
+[[ $(current) == flat4 ]] || fail "current is $(current), expected flat4"
+[[ $(state_of flat6) == bad ]] || fail "flat6 is $(state_of flat6) after it was switched back from"
+expect_page index.php "flat v4"
+expect_served flat4
 
 step "build steps that edit files in place change the new release only (#13)"
 # An application whose autoloader composer generated; the next release's build commands rewrite
