@@ -222,12 +222,16 @@ def switch_and_serve(module, layout, opts):
     """serve(), after the switch of current to the release. A step that fails after the switch still says what it
     switched (changed, previous_release, as atomic_symlink returns them), so the caller can switch back: this never
     does."""
-    release_path = os.path.normpath(opts['release_path'])
-    if os.path.dirname(release_path) != layout.releases_dir:
+    release = release_of(layout, opts['release_path'])
+    return _serve_after(module, layout, opts, lambda: switch(layout, release=release, check_mode=module.check_mode))
+
+
+def release_of(layout, release_path):
+    """The id of the release at ``release_path``, which a switch needs to be a release of the root."""
+    if os.path.dirname(os.path.normpath(release_path)) != layout.releases_dir:
         raise CutoverError('With switch, release_path must be a release of %s (%s/<id>), but it is %s.'
-                           % (layout.root, layout.releases_dir, opts['release_path']), path=opts['release_path'])
-    return _serve_after(module, layout, opts, lambda: switch(layout, release=os.path.basename(release_path),
-                                                             check_mode=module.check_mode))
+                           % (layout.root, layout.releases_dir, release_path), path=release_path)
+    return os.path.basename(os.path.normpath(release_path))
 
 
 def rollback_and_serve(module, layout, opts, release=None, mark_previous='bad'):

@@ -25,6 +25,8 @@ description:
   - Once the release serves, lifts the maintenance window of O(root) (as M(cutover.web.maintenance) with
     O(cutover.web.maintenance#module:state=absent)), the one a deploy turned on for its migrations or one
     left by a run that was killed.
+  - With O(find_vhost) instead of O(path), finds the site that serves releases of O(root) itself, as
+    M(cutover.web.go_live) does; when none does, only C(current) moves (O(switch) or O(rollback)).
   - Then, with O(opcache_reset), resets the OPcache of the PHP-FPM pool the site's vhost (O(site)) hands PHP to
     when it holds scripts of other releases (as M(cutover.web.opcache_reset)). The release serves already, so a
     pool that cannot be asked is reported in RV(opcache), not a failed task. Skipped in check mode.
@@ -34,8 +36,8 @@ options:
   path:
     description:
       - The release pointer, C(<conf>/cutover/<name>-release.conf).
+      - Required, with O(validate), O(restart) and O(port), unless O(find_vhost) is given.
     type: path
-    required: true
   content:
     description:
       - What the pointer holds. By default, C(DocumentRoot) names the served directory of the release (O(release_path)
@@ -56,18 +58,15 @@ options:
     description:
       - The command that checks the new pointer before it is put in place, with C(%s) for its temporary path.
     type: str
-    required: true
   restart:
     description:
       - The command (an argument list) that restarts Apache gracefully.
     type: list
     elements: str
-    required: true
   port:
     description:
       - The vhost's port, asked on 127.0.0.1.
     type: int
-    required: true
   host:
     description:
       - The C(Host) header of the request.
@@ -107,6 +106,20 @@ options:
       - When a later step fails, the failed task still says what the switch did, as with O(switch).
     type: bool
     default: false
+  find_vhost:
+    description:
+      - Instead of O(path), find the site of the P(cutover.web.apache_vhost#role) role that serves releases of O(root)
+        and serve it as M(cutover.web.go_live)'s O(cutover.web.go_live#module:find_vhost) does (how, from the record of
+        its set-up; several sites are refused before anything changes). When none does, C(current) alone moves.
+      - With O(switch) or O(rollback) only. RV(vhost) says what the site was served with.
+    type: dict
+    suboptions:
+      webroot:
+        description: [The directory of the release the site serves (O(webroot)).]
+        type: str
+        default: ''
+      setting: {description: [The caller's setting that names the site, said when several serve the root.], type: str, default: the vhost name}
+      timeout: {description: [As O(timeout).], type: int, default: 10}
   release:
     description:
       - With O(rollback), the release to go back to (default, the release live before the current one).
@@ -177,23 +190,27 @@ EXAMPLES = r"""
 RETURN = r"""
 served:
   description: The directory of the release Apache serves.
-  returned: success
+  returned: success, unless O(find_vhost) found no site
   type: str
 restarted:
   description: Whether Apache was restarted (the pointer changed, not in check mode).
-  returned: success
+  returned: success, unless O(find_vhost) found no site
   type: bool
+vhost:
+  description: With O(find_vhost), the site found (C(name)) and what it was served with, as M(cutover.web.go_live) returns it.
+  returned: with O(find_vhost), when a site serves the root
+  type: dict
 seconds:
   description: From the graceful restart until Apache answered with the release's header.
   returned: when restarted
   type: float
 fpm_socket:
   description: The PHP-FPM socket the site's vhost hands PHP to; empty when it names none or O(site) is not given.
-  returned: success
+  returned: success, unless O(find_vhost) found no site
   type: str
 window:
   description: The maintenance window, as M(cutover.web.maintenance) returns it with O(cutover.web.maintenance#module:state=absent).
-  returned: success
+  returned: success, unless O(find_vhost) found no site
   type: dict
   contains:
     was_active:
@@ -256,7 +273,9 @@ lock_held:
 """
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, run_locked
-from ansible_collections.cutover.web.plugins.module_utils._vhost import VHOST_OPTIONS, rollback_and_serve, serve, switch_and_serve
+from ansible_collections.cutover.web.plugins.module_utils._switch import rollback, switch
+from ansible_collections.cutover.web.plugins.module_utils._vhost import (
+    FIND_OPTIONS, VHOST_OPTIONS, found_vhost, release_of, rollback_and_serve, serve, switch_and_serve)
 
 
 def main():
@@ -267,11 +286,19 @@ def main():
             rollback=dict(type='bool', default=False),
             release=dict(type='str'),
             mark_previous=dict(type='str', default='bad', choices=['bad', 'failed', 'ready']),
-            **VHOST_OPTIONS
+            find_vhost=dict(type='dict', options=FIND_OPTIONS),
+            # Given with path, or found (find_vhost).
+            **dict((k, dict(v, required=False)) for k, v in VHOST_OPTIONS.items())
         ),
         required_if=[('rollback', False, ('release_path',))],
+        required_one_of=[('path', 'find_vhost')],
+        mutually_exclusive=[('path', 'find_vhost')],
+        required_by=dict(path=('validate', 'restart', 'port')),
     )
     p = module.params
+    if p['find_vhost'] and not (p['switch'] or p['rollback']):
+        module.fail_json(msg='vhost_release with find_vhost serves the site it finds after it switches current, so it needs '
+                             'switch or rollback (given neither for %s); nothing was changed.' % p['root'])
     if p['rollback'] and (p['switch'] or p['release_path']):
         module.fail_json(msg='vhost_release with rollback finds the release to serve itself, so it takes neither switch '
                              'nor release_path (given for %s); nothing was changed.' % p['root'])
@@ -279,11 +306,25 @@ def main():
         module.fail_json(msg='The option release of vhost_release names the release to roll back to, so it needs '
                              'rollback=true; nothing was changed.')
 
+    mark = None if p['mark_previous'] == 'ready' else p['mark_previous']
+
     def act(layout):
+        opts = p
+        if p['find_vhost']:
+            found = found_vhost(layout.root, p['find_vhost'])
+            if found is None:
+                # No site serves the root: current alone moves, as atomic_symlink moves it.
+                if p['rollback']:
+                    return rollback(layout, release=p['release'], mark_previous=mark, check_mode=module.check_mode)
+                return switch(layout, release=release_of(layout, p['release_path']), check_mode=module.check_mode)
+            opts = dict(p, **found)
         if p['rollback']:
-            return rollback_and_serve(module, layout, p, release=p['release'],
-                                      mark_previous=None if p['mark_previous'] == 'ready' else p['mark_previous'])
-        return (switch_and_serve if p['switch'] else serve)(module, layout, p)
+            result = rollback_and_serve(module, layout, opts, release=p['release'], mark_previous=mark)
+        else:
+            result = (switch_and_serve if p['switch'] else serve)(module, layout, opts)
+        if p['find_vhost']:
+            result['vhost'] = found
+        return result
 
     run_locked(module, act)
 

@@ -90,3 +90,18 @@ def apache(tmp_path):
     yield server.server_address[1], pointer
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def apaches(apache, tmp_path, monkeypatch):
+    """The apache fixture's pointer directory as the one place the apache_vhost role keeps its sites' pointers, with
+    the check and restart commands of that Apache (``true``), its vhost files in sites/ and the records of the
+    role's set-ups in records/; returns those two directories."""
+    from ansible_collections.cutover.web.plugins.module_utils import _vhost
+    sites, records = tmp_path / 'sites', tmp_path / 'records'
+    sites.mkdir()
+    records.mkdir()
+    monkeypatch.setattr(_vhost, 'APACHES', (dict(pointers=os.path.dirname(apache[1]), validate='true', restart=['true'],
+                                                 sites=str(sites)),))
+    monkeypatch.setattr(_vhost, 'RECORDS', str(records))
+    return sites, records

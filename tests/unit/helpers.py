@@ -139,3 +139,19 @@ def deploy(root, tmp_path, capsys, releases, live=True):
         if live:
             assert run_module(atomic_symlink, dict(root=root, release=rid), capsys)['changed'] is True
     return root
+
+
+def point_site(root, apache, name, release):
+    """The release pointer of the site ``name``, in the apache fixture's conf directory, made to serve
+    ``<root>/releases/<release>/public``, as a deploy leaves it; returns its path."""
+    from ansible_collections.cutover.web.plugins.module_utils._vhost import pointer_text
+    path = os.path.join(os.path.dirname(apache[1]), '%s-release.conf' % name)
+    with open(path, 'w') as f:
+        f.write(pointer_text(path, os.path.join(root, 'releases', release), os.path.join(root, 'releases', release, 'public')))
+    return path
+
+
+def record_site(records, name, **remember):
+    """The record of the set-up of the site ``name`` in ``records`` (the apaches fixture's), remembering ``remember``."""
+    with open(os.path.join(str(records), '%s.json' % name), 'w') as f:
+        json.dump(dict(format=1, remember=remember), f)

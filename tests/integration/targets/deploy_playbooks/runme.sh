@@ -311,7 +311,7 @@ expect_page index.php "flat v3"
 # The port to wait on is one nothing answers on: the pointer is put in place and Apache restarted
 # (the site serves flat1 on its own port), but the release's header never comes, so the module run
 # fails after it switched current; the rollback's message says what is live.
-if flat rollback -e apache_vhost_port=18099; then fail "the rollback that waited on a port nothing answers on succeeded"; fi
+if flat rollback -e rollback_apache_vhost_name=it -e apache_vhost_port=18099; then fail "the rollback that waited on a port nothing answers on succeeded"; fi
 expect_output "Apache on port 18099 did not serve release flat1 within"
 expect_output "The release live now is flat1, switched to by this rollback."
 [[ $(current) == flat1 ]] || fail "current is $(current), expected flat1"

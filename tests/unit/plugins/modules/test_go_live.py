@@ -9,17 +9,15 @@ the module against Debian's Apache through the deploy role."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
-from ansible_collections.cutover.web.plugins.module_utils import _vhost
 from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, read_lock
 from ansible_collections.cutover.web.plugins.module_utils._maintenance import window
 from ansible_collections.cutover.web.plugins.module_utils._releases import Layout
 from ansible_collections.cutover.web.plugins.modules import go_live
-from ansible_collections.cutover.web.tests.unit.helpers import deploy, run_module, snapshot, write_tree
+from ansible_collections.cutover.web.tests.unit.helpers import deploy, point_site, record_site, run_module, snapshot, write_tree
 
 LOCK = dict(owner='deploy', run_id='run-1', give_back=True)
 
@@ -139,29 +137,6 @@ def test_a_maintenance_window_left_on_is_lifted_and_said(site, apache, capsys, t
     assert 'The maintenance window of %s (on since ' % site in live['said'] and 's.' in live['said']
 
 
-@pytest.fixture
-def apaches(apache, tmp_path, monkeypatch):
-    """The apache fixture's pointer directory as the one place the apache_vhost role keeps its sites' pointers, with
-    the check and restart commands of that Apache, its vhost files in sites/ and the set-up records in records/;
-    returns the paths of those two directories."""
-    conf = os.path.dirname(apache[1])
-    sites, records = tmp_path / 'sites', tmp_path / 'records'
-    sites.mkdir()
-    records.mkdir()
-    monkeypatch.setattr(_vhost, 'APACHES', (dict(pointers=conf, validate='true', restart=['true'], sites=str(sites)),))
-    monkeypatch.setattr(_vhost, 'RECORDS', str(records))
-    return sites, records
-
-
-def serving(site, apache, name, release='B'):
-    """Point the site ``name`` of the apache fixture's conf directory at ``release`` of ``site``, as a deploy did."""
-    path = os.path.join(os.path.dirname(apache[1]), '%s-release.conf' % name)
-    with open(path, 'w') as f:
-        f.write(_vhost.pointer_text(path, os.path.join(site, 'releases', release),
-                                    os.path.join(site, 'releases', release, 'public')))
-    return path
-
-
 FIND = dict(webroot='public', setting='deploy_apache_vhost_name', timeout=5)
 
 
@@ -175,9 +150,8 @@ def find_args(site, apache, src, **more):
 def test_the_site_that_serves_the_root_is_found_and_pointed(site, apache, apaches, capsys, tmp_path):
     """No vhost given: the one site whose pointer serves the root is pointed at the new release, served as the
     record of its set-up says (its port), with the commands of its Apache."""
-    serving(site, apache, 'shop')
-    with open(str(apaches[1] / 'shop.json'), 'w') as f:
-        json.dump(dict(remember=dict(serve=dict(port=apache[0], host='shop.test', opcache_reset=False))), f)
+    point_site(site, apache, 'shop', 'B')
+    record_site(apaches[1], 'shop', serve=dict(port=apache[0], host='shop.test', opcache_reset=False))
     src = write_tree(tmp_path / 'src-C', {'public/index.html': 'release C'})
     live = run_module(go_live, find_args(site, apache, src, lock=None), capsys)
     assert live['rc'] == 0 and live['changed'] is True, live
@@ -189,9 +163,8 @@ def test_the_site_that_serves_the_root_is_found_and_pointed(site, apache, apache
 
 def test_a_record_without_how_to_serve_falls_back_to_the_vhost_file(site, apache, apaches, capsys, tmp_path):
     """A record an earlier version wrote says no port: the site's vhost file does."""
-    serving(site, apache, 'shop')
-    with open(str(apaches[1] / 'shop.json'), 'w') as f:
-        json.dump(dict(remember=dict(os_family='Debian')), f)
+    point_site(site, apache, 'shop', 'B')
+    record_site(apaches[1], 'shop', os_family='Debian')
     (apaches[0] / 'cutover-shop.conf').write_text('<VirtualHost *:%d>\n    ServerName shop.test\n</VirtualHost>\n' % apache[0])
     src = write_tree(tmp_path / 'src-C', {'public/index.html': 'release C'})
     live = run_module(go_live, find_args(site, apache, src, lock=None), capsys)
@@ -218,7 +191,7 @@ def test_without_a_site_serving_the_root_current_alone_moves(site, apache, apach
 
 def test_several_sites_serving_the_root_are_refused_changing_nothing(site, apache, apaches, capsys, tmp_path):
     for name in ('shop', 'shop-old'):
-        serving(site, apache, name)
+        point_site(site, apache, name, 'B')
     src = write_tree(tmp_path / 'src-C', {'public/index.html': 'release C'})
     before = snapshot(site)
     refused = run_module(go_live, find_args(site, apache, src), capsys)
@@ -229,7 +202,7 @@ def test_several_sites_serving_the_root_are_refused_changing_nothing(site, apach
 
 
 def test_a_site_whose_port_nothing_says_is_refused_changing_nothing(site, apache, apaches, capsys, tmp_path):
-    serving(site, apache, 'shop')
+    point_site(site, apache, 'shop', 'B')
     src = write_tree(tmp_path / 'src-C', {'public/index.html': 'release C'})
     before = snapshot(site)
     refused = run_module(go_live, find_args(site, apache, src), capsys)

@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, read_lock
 from ansible_collections.cutover.web.plugins.module_utils._releases import Layout
 from ansible_collections.cutover.web.plugins.modules import vhost_release
-from ansible_collections.cutover.web.tests.unit.helpers import deploy, run_module, snapshot
+from ansible_collections.cutover.web.tests.unit.helpers import deploy, point_site, record_site, run_module, snapshot
 
 
 def pointer_text(release):
@@ -150,3 +150,50 @@ def test_a_release_to_go_back_to_needs_rollback(site, apache, capsys):
     refused = run_module(vhost_release, dict(args(site, apache, 'B'), release='A'), capsys)
     assert refused['rc'] == 1 and 'needs rollback=true' in refused['msg']
     assert snapshot(site) == before and not os.path.exists(apache[1])
+
+
+FIND = dict(webroot='public', setting='rollback_apache_vhost_name', timeout=5)
+
+
+def test_a_rollback_finds_the_site_that_serves_the_root_and_serves_the_release_gone_back_to(site, apache, apaches, capsys):
+    """No site given: the one whose pointer serves the root is found, served as its record says, with its Apache's
+    commands, and pointed at the release gone back to in the run that rolls back."""
+    assert run_module(vhost_release, args(site, apache, 'B', content=None), capsys)['rc'] == 0
+    record_site(apaches[1], 'shop', serve=dict(port=apache[0], host='localhost', opcache_reset=False))
+    before = snapshot(site)
+    planned = run_module(vhost_release, dict(root=site, rollback=True, find_vhost=FIND), capsys, check_mode=True)
+    assert planned['rc'] == 0 and planned['changed'] is True and planned['vhost']['name'] == 'shop', planned
+    assert snapshot(site) == before and served_release(apache) == 'B'
+
+    back = run_module(vhost_release, dict(root=site, rollback=True, find_vhost=FIND), capsys)
+    assert back['rc'] == 0 and back['restarted'] is True and back['release'] == 'A', back
+    assert os.readlink(os.path.join(site, 'current')) == 'releases/A' and served_release(apache) == 'A'
+    assert back['vhost']['port'] == apache[0] and Layout(site).releases()['B'].mark == 'bad'
+
+
+def test_without_a_site_serving_the_root_current_alone_goes_back(site, apache, apaches, capsys):
+    assert run_module(vhost_release, args(site, apache, 'B', content=None), capsys)['rc'] == 0
+    os.unlink(apache[1])
+    back = run_module(vhost_release, dict(root=site, rollback=True, find_vhost=FIND), capsys)
+    assert back['rc'] == 0 and back['changed'] is True and back['release'] == 'A' and 'vhost' not in back, back
+    assert os.readlink(os.path.join(site, 'current')) == 'releases/A' and not os.path.exists(apache[1])
+    assert Layout(site).releases()['B'].mark == 'bad'
+
+
+def test_several_sites_serving_the_root_are_refused_before_the_rollback(site, apache, apaches, capsys):
+    assert run_module(vhost_release, args(site, apache, 'B', content=None), capsys)['rc'] == 0
+    point_site(site, apache, 'shop-old', 'B')
+    before = snapshot(site)
+    refused = run_module(vhost_release, dict(root=site, rollback=True, find_vhost=FIND), capsys)
+    assert refused['rc'] == 1 and not refused.get('changed')
+    assert refused['msg'] == ('The Apache sites shop, shop-old all serve releases of %s; set rollback_apache_vhost_name '
+                              'to the one to point at the release.' % site)
+    assert snapshot(site) == before and served_release(apache) == 'B'
+
+
+@pytest.mark.parametrize('given', [dict(find_vhost=FIND), dict(find_vhost=FIND, path='/x-release.conf'), dict()])
+def test_find_vhost_needs_a_switch_and_excludes_path(site, apache, apaches, capsys, given):
+    before = snapshot(site)
+    refused = run_module(vhost_release, dict(root=site, release_path=os.path.join(site, 'releases', 'B'), **given), capsys)
+    assert refused['rc'] == 1 and not refused.get('changed')
+    assert snapshot(site) == before
