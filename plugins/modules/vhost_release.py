@@ -198,7 +198,7 @@ restarted:
   type: bool
 vhost:
   description: With O(find_vhost), the site found (C(name)) and what it was served with, as M(cutover.web.go_live) returns it.
-  returned: with O(find_vhost), when a site serves the root
+  returned: with O(find_vhost), when a site serves the root (also when serving it failed)
   type: dict
 seconds:
   description: From the graceful restart until Apache answered with the release's header.
@@ -273,6 +273,7 @@ lock_held:
 """
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, run_locked
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 from ansible_collections.cutover.web.plugins.module_utils._switch import rollback, switch
 from ansible_collections.cutover.web.plugins.module_utils._vhost import (
     FIND_OPTIONS, VHOST_OPTIONS, found_vhost, release_of, rollback_and_serve, serve, switch_and_serve)
@@ -318,10 +319,16 @@ def main():
                     return rollback(layout, release=p['release'], mark_previous=mark, check_mode=module.check_mode)
                 return switch(layout, release=release_of(layout, p['release_path']), check_mode=module.check_mode)
             opts = dict(p, **found)
-        if p['rollback']:
-            result = rollback_and_serve(module, layout, opts, release=p['release'], mark_previous=mark)
-        else:
-            result = (switch_and_serve if p['switch'] else serve)(module, layout, opts)
+        try:
+            if p['rollback']:
+                result = rollback_and_serve(module, layout, opts, release=p['release'], mark_previous=mark)
+            else:
+                result = (switch_and_serve if p['switch'] else serve)(module, layout, opts)
+        except CutoverError as exc:
+            # Also when serving failed after the switch: the caller points the site back with it.
+            if p['find_vhost']:
+                exc.details['vhost'] = found
+            raise
         if p['find_vhost']:
             result['vhost'] = found
         return result

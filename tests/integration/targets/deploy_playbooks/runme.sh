@@ -356,6 +356,32 @@ expect_output "within 10 s of a graceful restart; switched back to flat4, and ma
 expect_page index.php "flat v4"
 expect_served flat4
 
+step "a deploy step by step (a build command) with no vhost named serves the site found on the port its set-up used"
+# Given the role's default port (80) as a careless inventory would: the site found is served as the
+# record of its set-up says (18080), by the module run that switches.
+mkdir -p "$OUT/flat7"
+printf '<?php echo "flat v7";\n' >"$OUT/flat7/index.php"
+flat deploy -e cutover_apache_vhost=false -e apache_vhost_port=80 -e deploy_src="$OUT/flat7" -e deploy_release_id=flat7 \
+    -e '{"deploy_build_commands": ["test -f index.php"]}'
+expect_recap 'failed=0'
+[[ $(current) == flat7 ]] || fail "current is $(current), expected flat7"
+expect_page index.php "flat v7"
+expect_served flat7
+
+step "a deploy step by step whose new release Apache never answers for is switched back with the site found"
+mkdir -p "$OUT/flat8"
+printf '<?php echo "flat v8";\n' >"$OUT/flat8/index.php"
+printf 'Header always unset X-Cutover-Release\n' >"$OUT/flat8/.htaccess"
+if flat deploy -e cutover_apache_vhost=false -e deploy_src="$OUT/flat8" -e deploy_release_id=flat8 \
+    -e '{"deploy_build_commands": ["test -f index.php"]}'; then
+    fail "the deploy whose release Apache never answered for succeeded"
+fi
+expect_output "within 10 s of a graceful restart; switched back to flat7, and marked flat8 bad."
+[[ $(current) == flat7 ]] || fail "current is $(current), expected flat7"
+[[ $(state_of flat8) == bad ]] || fail "flat8 is $(state_of flat8) after it was switched back from"
+expect_page index.php "flat v7"
+expect_served flat7
+
 step "build steps that edit files in place change the new release only (#13)"
 # An application whose autoloader composer generated; the next release's build commands rewrite
 # files in place (composer dump-autoload -o, PHP's file_put_contents), append, truncate, chmod,

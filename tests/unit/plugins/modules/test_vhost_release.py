@@ -15,6 +15,7 @@ import os
 
 import pytest
 
+from ansible_collections.cutover.web.plugins.module_utils import _vhost
 from ansible_collections.cutover.web.plugins.module_utils._lock import acquire, read_lock
 from ansible_collections.cutover.web.plugins.module_utils._releases import Layout
 from ansible_collections.cutover.web.plugins.modules import vhost_release
@@ -197,3 +198,17 @@ def test_find_vhost_needs_a_switch_and_excludes_path(site, apache, apaches, caps
     refused = run_module(vhost_release, dict(root=site, release_path=os.path.join(site, 'releases', 'B'), **given), capsys)
     assert refused['rc'] == 1 and not refused.get('changed')
     assert snapshot(site) == before
+
+
+def test_a_switch_to_the_site_found_that_fails_after_the_switch_says_what_to_point_back(site, apache, apaches, capsys,
+                                                                                        monkeypatch):
+    """The pointer is refused after current moved: the failed task says what was switched and the site found, with
+    what it was served with, so that the caller switches back and points that site back."""
+    assert run_module(vhost_release, args(site, apache, 'A', content=None), capsys)['rc'] == 0
+    record_site(apaches[1], 'shop', serve=dict(port=apache[0], host='localhost', opcache_reset=False))
+    monkeypatch.setattr(_vhost, 'APACHES', (dict(_vhost.APACHES[0], validate='false'),))
+    failed = run_module(vhost_release, dict(root=site, switch=True, release_path=os.path.join(site, 'releases', 'B'),
+                                            find_vhost=FIND), capsys)
+    assert failed['rc'] == 1 and failed['changed'] is True and failed['previous_release'] == 'A', failed
+    assert failed['vhost']['name'] == 'shop' and failed['vhost']['validate'] == 'false'
+    assert os.readlink(os.path.join(site, 'current')) == 'releases/B' and served_release(apache) == 'A'
