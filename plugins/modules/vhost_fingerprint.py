@@ -134,104 +134,14 @@ fingerprint:
   type: str
 """
 
-import glob
-import hashlib
 import json
 import os
 import re
-import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-FORMAT = 1
-
-
-def _digest(value):
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(',', ':')).encode('utf-8')).hexdigest()
-
-
-def _file(path):
-    """Type, mode and content digest (regular file), target (symlink), or absence of one path."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return ['absent']
-    mode = stat.S_IMODE(st.st_mode)
-    if stat.S_ISLNK(st.st_mode):
-        return ['link', os.readlink(path)]
-    if stat.S_ISREG(st.st_mode):
-        h = hashlib.sha256()
-        with open(path, 'rb') as f:
-            for chunk in iter(lambda: f.read(1 << 20), b''):
-                h.update(chunk)
-        return ['file', mode, st.st_uid, st.st_gid, h.hexdigest()]
-    return ['other', stat.S_IFMT(st.st_mode), mode, st.st_uid, st.st_gid]
-
-
-def _glob(pattern):
-    return [[p, os.readlink(p) if os.path.islink(p) else None] for p in sorted(glob.glob(pattern))]
-
-
-def _grep(path, regexp):
-    rx = re.compile(regexp.encode('utf-8'), re.MULTILINE)
-    if os.path.isfile(path):
-        candidates = [path]
-    else:
-        candidates = (os.path.join(d, n) for d, dummy, names in os.walk(path) for n in sorted(names))
-    for name in candidates:
-        try:
-            with open(name, 'rb') as f:
-                if rx.search(f.read()):
-                    return True
-        except OSError:
-            continue  # as grep -s: a dangling link or an unreadable file is not a match
-    return False
-
-
-def _running(patterns):
-    names = []
-    for pid in os.listdir('/proc'):
-        if pid.isdigit():
-            try:
-                with open('/proc/%s/comm' % pid) as f:
-                    names.append(f.read().strip())
-            except OSError:
-                continue  # the process ended meanwhile
-    return [any(re.search(p, n) for n in names) for p in patterns]
-
-
-def host_state(probes):
-    """What the probes find now, as one JSON-able value."""
-    return {
-        'files': [[p, _file(p)] for p in probes['files']],
-        'globs': [[p, _glob(p)] for p in probes['globs']],
-        'greps': [[g['path'], g['regexp'], _grep(g['path'], g['regexp'])] for g in probes['greps']],
-        'processes': [[p, r] for p, r in zip(probes['processes'], _running(probes['processes']))],
-    }
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            record = json.load(f)
-    except FileNotFoundError:
-        return None
-    except ValueError:
-        return None  # a damaged record is no record: the role sets the site up again and rewrites it
-    return record if isinstance(record, dict) and record.get('format') == FORMAT else None
-
-
-def check(module, path, settings_digest):
-    record = _read(path)
-    if record is None:
-        return dict(changed=False, unchanged=False, remembered={}, fingerprint=None)
-    try:
-        found = _digest([settings_digest, host_state(record['probes'])])
-    except (KeyError, TypeError, re.error):
-        return dict(changed=False, unchanged=False, remembered={}, fingerprint=None)
-    return dict(changed=False, unchanged=found == record.get('fingerprint'), remembered=record.get('remember') or {},
-                fingerprint=found)
+from ansible_collections.cutover.web.plugins.module_utils._fingerprint import FORMAT, check_record, digest, host_state, read_record
 
 
 def present(module, path, settings_digest):
@@ -242,9 +152,9 @@ def present(module, path, settings_digest):
                              % (path, ', '.join(sorted(g))), path=path)
     probes = dict(files=p['files'], globs=p['globs'], processes=p['processes'],
                   greps=[dict(path=g['path'], regexp=g['regexp']) for g in p['greps']])
-    found = _digest([settings_digest, host_state(probes)])
+    found = digest([settings_digest, host_state(probes)])
     record = dict(format=FORMAT, settings=settings_digest, probes=probes, remember=p['remember'], fingerprint=found)
-    before = _read(path)
+    before = read_record(path)
     changed = before != record
     if changed and not module.check_mode:
         directory = os.path.dirname(path)
@@ -281,10 +191,10 @@ def main():
         supports_check_mode=True,
     )
     path = module.params['path']
-    settings_digest = _digest(module.params['settings'])
+    settings_digest = digest(module.params['settings'])
     try:
         if module.params['state'] == 'check':
-            result = check(module, path, settings_digest)
+            result = dict(check_record(path, module.params['settings']), changed=False)
         else:
             result = present(module, path, settings_digest)
     except re.error as exc:
