@@ -104,6 +104,23 @@ options:
         takes the lock.
     type: bool
     default: false
+  vhost_record:
+    description:
+      - With O(state=present), also tell, in the same module run, whether the Apache site of the
+        P(cutover.web.apache_vhost#role) role is as its last set-up left it, as M(cutover.web.vhost_fingerprint)
+        with O(cutover.web.vhost_fingerprint#module:state=check) does with these options (RV(vhost_record)), so that
+        a deploy that sets the site up skips the set-up without a module run of its own. Read-only, before the
+        lock is asked.
+    type: dict
+    suboptions:
+      path:
+        description: [The record, as M(cutover.web.vhost_fingerprint) takes it.]
+        type: path
+        required: true
+      settings:
+        description: [The settings of the set-up, as M(cutover.web.vhost_fingerprint) takes them.]
+        type: dict
+        required: true
 seealso:
   - module: cutover.web.prune_releases
     description: Removes old releases and staging leftovers, and gives the lock back.
@@ -164,21 +181,50 @@ skipped_staging:
   returned: when O(clear_staging) is true and O(state=present)
   type: dict
   sample: {notes.txt: not a directory}
+vhost_record:
+  description: With O(vhost_record), what M(cutover.web.vhost_fingerprint) with O(cutover.web.vhost_fingerprint#module:state=check) returns.
+  returned: when O(vhost_record) is given and O(state=present)
+  type: dict
+  contains:
+    unchanged:
+      description: Whether the record exists, was made with the same settings, and the state found now is the one recorded.
+      type: bool
+    remembered:
+      description: The values the record remembers, or an empty dict when there is none.
+      type: dict
+    fingerprint:
+      description: The digest found now, or null when there is no record.
+      type: str
 """
 
 import os
+import re
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.cutover.web.plugins.module_utils._fingerprint import check_record
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import CONTROLLER_OPTIONS, DEFAULT_TTL, acquire, check_ttl, release
 from ansible_collections.cutover.web.plugins.module_utils._module import octal_mode, run
 from ansible_collections.cutover.web.plugins.module_utils._prune import clear_staging
+from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
+
+
+def _vhost_record(given):
+    """The check of the apache_vhost record ``given`` (path, settings), or None when none is given."""
+    if not given:
+        return None
+    try:
+        return check_record(given['path'], given['settings'])
+    except re.error as exc:
+        raise CutoverError('A regular expression of the record %s is wrong: %s.' % (given['path'], exc), path=given['path'])
 
 
 def act(module, layout):
     p = module.params
     root_changed = False
     if p['state'] == 'present':
+        vhost_record = _vhost_record(p['vhost_record'])
         mode = octal_mode(p['root_mode'], 'root_mode', 'the root %s' % layout.root, layout.root)
         check_ttl(layout, p['ttl'])  # before the root is made: bad input changes nothing
         if mode is not None:
@@ -201,6 +247,8 @@ def act(module, layout):
                 if result['changed'] and not module.check_mode:
                     release(layout, p['owner'], p['run_id'])
                 raise
+        if vhost_record is not None:
+            result['vhost_record'] = vhost_record
     else:
         result = release(layout, p['owner'], p['run_id'], p['force'], check_mode=module.check_mode)
         before, after = result['holder'], None
@@ -228,6 +276,8 @@ def main():
             force=dict(type='bool', default=False),
             root_mode=dict(type='raw'),
             clear_staging=dict(type='bool', default=False),
+            vhost_record=dict(type='dict', options=dict(path=dict(type='path', required=True),
+                                                        settings=dict(type='dict', required=True))),
             **CONTROLLER_OPTIONS
         ),
         supports_check_mode=True,

@@ -211,7 +211,7 @@ step "wrong vhost settings are refused in one sentence each, before anything cha
 play_fails deploy -e deploy_src="$HERE/files/v3" -e '{"apache_vhost_maintenance_allow": ["10.0.0.0/8", "everyone"]}'
 expect_output "The maintenance window settings are wrong: apache_vhost_maintenance_allow must list IP addresses or networks such as 10.0.0.0/8 (not everyone)"
 play_fails deploy -e deploy_src="$HERE/files/v3" -e apache_vhost_webroot=../up
-expect_output "apache_vhost_webroot a relative path without '..' (it is \"../up\")"
+expect_output "deploy_webroot (apache_vhost_webroot, which it defaults to) must be a path inside a release (it is \"../up\")"
 [[ $(sha256sum "$conf") == "$before" ]] || fail "a refused run changed $conf"
 [[ $(current) == "$V1" ]] || fail "a refused run moved current to $(current)"
 expect_page index.php "page v1"

@@ -142,3 +142,33 @@ def test_a_failed_clear_gives_back_the_lock_it_took(root, capsys, monkeypatch):
     failed = run_module(deploy_lock, dict(root=root, owner='deployer', run_id='run-1', clear_staging=True), capsys)
     assert failed['rc'] == 1 and failed['msg'].startswith('Refusing to delete')
     assert not os.path.lexists(lock_file(root))
+
+
+def test_the_lock_tells_whether_the_apache_site_is_as_its_set_up_left_it(root, tmp_path, capsys):
+    """vhost_record: the same answer as vhost_fingerprint's check, in the module run that takes the lock; a file the
+    record watches changed by hand, or other settings, and the set-up is needed again."""
+    from ansible_collections.cutover.web.plugins.modules import vhost_fingerprint
+    os.makedirs(root)
+    site = tmp_path / 'cutover-shop.conf'
+    site.write_text('<VirtualHost *:8080>\n</VirtualHost>\n')
+    record = str(tmp_path / 'records' / 'shop.json')
+    settings = dict(name='shop', port=8080)
+    args = dict(root=root, owner='deploy', run_id='run-1', vhost_record=dict(path=record, settings=settings))
+
+    missing = run_module(deploy_lock, args, capsys, check_mode=True)
+    assert missing['rc'] == 0 and missing['vhost_record'] == dict(unchanged=False, remembered={}, fingerprint=None)
+
+    written = run_module(vhost_fingerprint, dict(path=record, settings=settings, state='present', files=[str(site)],
+                                                 remember=dict(os_family='Debian')), capsys)
+    assert written['rc'] == 0 and written['changed'] is True
+    taken = run_module(deploy_lock, args, capsys)
+    assert taken['rc'] == 0 and taken['changed'] is True and taken['holder']['run_id'] == 'run-1'
+    assert taken['vhost_record']['unchanged'] is True and taken['vhost_record']['remembered'] == dict(os_family='Debian')
+    assert taken['vhost_record']['fingerprint'] == written['fingerprint']
+
+    site.write_text('<VirtualHost *:8081>\n</VirtualHost>\n')
+    assert run_module(deploy_lock, args, capsys)['vhost_record']['unchanged'] is False
+    site.write_text('<VirtualHost *:8080>\n</VirtualHost>\n')
+    assert run_module(deploy_lock, args, capsys)['vhost_record']['unchanged'] is True
+    other = dict(args, vhost_record=dict(path=record, settings=dict(settings, port=8081)))
+    assert run_module(deploy_lock, other, capsys)['vhost_record']['unchanged'] is False
