@@ -17,13 +17,13 @@ cutover.web.vhost_release and cutover.web.go_live (``opts``: their vhost options
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import re
 import stat
 import tempfile
 import time
 
+from ansible_collections.cutover.web.plugins.module_utils._fingerprint import read_record
 from ansible_collections.cutover.web.plugins.module_utils._maintenance import window
 from ansible_collections.cutover.web.plugins.module_utils._opcache import reset_opcache
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
@@ -107,11 +107,9 @@ def serving_sites(root):
 def _recorded(name):
     """How the record of the site's set-up says to serve it (port, host, opcache_reset), or None for a record
     without it (one an earlier version wrote) or none."""
-    try:
-        with open(os.path.join(RECORDS, '%s.json' % name), 'rb') as f:
-            serve = json.loads(f.read().decode('utf-8')).get('remember', {}).get('serve')
-    except (FileNotFoundError, ValueError, AttributeError):
-        return None
+    record = read_record(os.path.join(RECORDS, '%s.json' % name)) or {}
+    remembered = record.get('remember')
+    serve = remembered.get('serve') if isinstance(remembered, dict) else None
     if not isinstance(serve, dict):
         return None
     try:

@@ -198,7 +198,6 @@ vhost_record:
 """
 
 import os
-import re
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -207,24 +206,14 @@ from ansible_collections.cutover.web.plugins.module_utils._fingerprint import ch
 from ansible_collections.cutover.web.plugins.module_utils._lock import CONTROLLER_OPTIONS, DEFAULT_TTL, acquire, check_ttl, release
 from ansible_collections.cutover.web.plugins.module_utils._module import octal_mode, run
 from ansible_collections.cutover.web.plugins.module_utils._prune import clear_staging
-from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
-
-
-def _vhost_record(given):
-    """The check of the apache_vhost record ``given`` (path, settings), or None when none is given."""
-    if not given:
-        return None
-    try:
-        return check_record(given['path'], given['settings'])
-    except re.error as exc:
-        raise CutoverError('A regular expression of the record %s is wrong: %s.' % (given['path'], exc), path=given['path'])
 
 
 def act(module, layout):
     p = module.params
     root_changed = False
     if p['state'] == 'present':
-        vhost_record = _vhost_record(p['vhost_record'])
+        # A record that cannot be checked (damaged, a probe's regular expression wrong) is one that says "set up again".
+        vhost_record = check_record(p['vhost_record']['path'], p['vhost_record']['settings']) if p['vhost_record'] else None
         mode = octal_mode(p['root_mode'], 'root_mode', 'the root %s' % layout.root, layout.root)
         check_ttl(layout, p['ttl'])  # before the root is made: bad input changes nothing
         if mode is not None:

@@ -310,15 +310,13 @@ def main():
     mark = None if p['mark_previous'] == 'ready' else p['mark_previous']
 
     def act(layout):
-        opts = p
-        if p['find_vhost']:
-            found = found_vhost(layout.root, p['find_vhost'])
-            if found is None:
-                # No site serves the root: current alone moves, as atomic_symlink moves it.
-                if p['rollback']:
-                    return rollback(layout, release=p['release'], mark_previous=mark, check_mode=module.check_mode)
-                return switch(layout, release=release_of(layout, p['release_path']), check_mode=module.check_mode)
-            opts = dict(p, **found)
+        found = found_vhost(layout.root, p['find_vhost']) if p['find_vhost'] else None
+        if p['find_vhost'] and found is None:
+            # No site serves the root: current alone moves, as atomic_symlink moves it.
+            if p['rollback']:
+                return rollback(layout, release=p['release'], mark_previous=mark, check_mode=module.check_mode)
+            return switch(layout, release=release_of(layout, p['release_path']), check_mode=module.check_mode)
+        opts = dict(p, **found) if found else p
         try:
             if p['rollback']:
                 result = rollback_and_serve(module, layout, opts, release=p['release'], mark_previous=mark)
@@ -326,10 +324,10 @@ def main():
                 result = (switch_and_serve if p['switch'] else serve)(module, layout, opts)
         except CutoverError as exc:
             # Also when serving failed after the switch: the caller points the site back with it.
-            if p['find_vhost']:
+            if found:
                 exc.details['vhost'] = found
             raise
-        if p['find_vhost']:
+        if found:
             result['vhost'] = found
         return result
 

@@ -343,18 +343,24 @@ step "a deploy in one module run whose new release Apache never answers for is s
 # The new release's .htaccess drops the release header, so the wait after the graceful restart times out
 # after the switch: current and the site both go back to the release live before (one module run, with
 # what the deploy's module run served the site with), and the new release is marked bad.
-mkdir -p "$OUT/flat6"
-printf '<?php echo "flat v6";\n' >"$OUT/flat6/index.php"
-printf 'Header always unset X-Cutover-Release\n' >"$OUT/flat6/.htaccess"
-if flat deploy -e cutover_apache_vhost=false -e deploy_src="$OUT/flat6" -e deploy_release_id=flat6; then
-    fail "the deploy whose release Apache never answered for succeeded"
-fi
-expect_output "Apache on port 18080 did not serve release flat6 within"
-expect_output "within 10 s of a graceful restart; switched back to flat4, and marked flat6 bad."
-[[ $(current) == flat4 ]] || fail "current is $(current), expected flat4"
-[[ $(state_of flat6) == bad ]] || fail "flat6 is $(state_of flat6) after it was switched back from"
-expect_page index.php "flat v4"
-expect_served flat4
+# A deploy of flat$1, with no vhost named, whose .htaccess drops the release header (Apache never answers for it):
+# it fails after the switch, current and the site both go back to flat$2 (Apache on 18080 serves it) and flat$1 is
+# marked bad. The rest are the deploy's own options.
+expect_switched_back() { # NEW LIVE [OPTIONS...]
+    local new=flat$1 live=flat$2
+    mkdir -p "$OUT/$new"
+    printf '<?php echo "flat v%s";\n' "$1" >"$OUT/$new/index.php"
+    printf 'Header always unset X-Cutover-Release\n' >"$OUT/$new/.htaccess"
+    if flat deploy -e cutover_apache_vhost=false -e deploy_src="$OUT/$new" -e deploy_release_id="$new" "${@:3}"; then
+        fail "the deploy of $new, whose release Apache never answered for, succeeded"
+    fi
+    expect_output "Apache on port 18080 did not serve release $new within 10 s of a graceful restart; switched back to $live, and marked $new bad."
+    [[ $(current) == "$live" ]] || fail "current is $(current), expected $live"
+    [[ $(state_of "$new") == bad ]] || fail "$new is $(state_of "$new") after it was switched back from"
+    expect_page index.php "flat v$2"
+    expect_served "$live"
+}
+expect_switched_back 6 4
 
 step "a deploy step by step (a build command) with no vhost named serves the site found on the port its set-up used"
 # Given the role's default port (80) as a careless inventory would: the site found is served as the
@@ -369,18 +375,7 @@ expect_page index.php "flat v7"
 expect_served flat7
 
 step "a deploy step by step whose new release Apache never answers for is switched back with the site found"
-mkdir -p "$OUT/flat8"
-printf '<?php echo "flat v8";\n' >"$OUT/flat8/index.php"
-printf 'Header always unset X-Cutover-Release\n' >"$OUT/flat8/.htaccess"
-if flat deploy -e cutover_apache_vhost=false -e deploy_src="$OUT/flat8" -e deploy_release_id=flat8 \
-    -e '{"deploy_build_commands": ["test -f index.php"]}'; then
-    fail "the deploy whose release Apache never answered for succeeded"
-fi
-expect_output "within 10 s of a graceful restart; switched back to flat7, and marked flat8 bad."
-[[ $(current) == flat7 ]] || fail "current is $(current), expected flat7"
-[[ $(state_of flat8) == bad ]] || fail "flat8 is $(state_of flat8) after it was switched back from"
-expect_page index.php "flat v7"
-expect_served flat7
+expect_switched_back 8 7 -e '{"deploy_build_commands": ["test -f index.php"]}'
 
 step "build steps that edit files in place change the new release only (#13)"
 # An application whose autoloader composer generated; the next release's build commands rewrite
