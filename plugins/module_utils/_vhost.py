@@ -58,9 +58,11 @@ VHOST_OPTIONS = dict(
     opcache_reset=dict(type='bool', default=False),
 )
 
-# How a module finds the site itself when it is given none (find_vhost): the webroot the deploy serves, the
-# caller's setting that names a site (said when several serve the root), and the wait for Apache.
+# How a module finds the site itself when it is given no pointer options (find_vhost): the site's name, if the caller
+# names one (else the one whose pointer serves the root), the webroot the deploy serves, the caller's setting that names a
+# site (said when several serve the root, or the one named is refused), and the wait for Apache.
 FIND_OPTIONS = dict(
+    name=dict(type='str', default=''),
     webroot=dict(type='str', default=''),
     setting=dict(type='str', default='the vhost name'),
     timeout=dict(type='int', default=10),
@@ -104,6 +106,40 @@ def serving_sites(root):
     return sorted(found, key=lambda site: site[0])
 
 
+# A site's name as the apache_vhost role takes it (apache_vhost_name): it names files, so nothing else is looked up.
+SITE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+
+
+def named_site(root, name, setting):
+    """The site ``name`` of the apache_vhost role, as serving_sites() gives a site, refused unless its vhost file is one the
+    role wrote for ``root`` (DocumentRoot "<root>/current...") and its pointer, if there is one yet, a regular file."""
+    if not SITE_NAME.match(name):
+        raise CutoverError('%s must be the name of a site of the apache_vhost role, such as "shop", but it is "%s"; '
+                           'nothing was changed.' % (setting, name), path=root)
+    for apache in APACHES:
+        site = os.path.join(apache['sites'], 'cutover-%s.conf' % name)
+        try:
+            mode = os.lstat(site).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        document_root = re.search(r'^\s*DocumentRoot\s+"([^"]*)"', (_read(site) or '') if stat.S_ISREG(mode) else '', re.M)
+        served = document_root.group(1) if document_root else None
+        if served is None or not (served == root + '/current' or served.startswith(root + '/current/')):
+            raise CutoverError('The Apache site %s (%s) does not serve %s: its vhost %s %s; set %s to the site that serves '
+                               'it. Nothing was changed.'
+                               % (name, setting, root, site, ('serves %s' % served) if served else 'is not one the '
+                                  'apache_vhost role wrote', setting), path=site)
+        path = os.path.join(apache['pointers'], name + POINTER_SUFFIX)
+        if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+            raise CutoverError('The release pointer %s of the Apache site %s is not a regular file; nothing was changed.'
+                               % (path, name), path=path)
+        return name, path, apache
+    raise CutoverError('There is no Apache site %s (%s) of the apache_vhost role on this host (no %s); set it up with that '
+                       'role first. Nothing was changed.'
+                       % (name, setting, ' or '.join(os.path.join(a['sites'], 'cutover-%s.conf' % name) for a in APACHES)),
+                       path=root)
+
+
 def _recorded(name):
     """How the record of the site's set-up says to serve it (port, host, opcache_reset), or None for a record
     without it (one an earlier version wrote) or none."""
@@ -131,17 +167,21 @@ def _from_site(site):
 
 
 def found_vhost(root, find):
-    """The vhost options (as VHOST_OPTIONS, with its name) of the one site of the apache_vhost role that serves
-    releases of ``root``, or None when none does. Several are refused, naming ``find['setting']``: the caller's
-    setting that names the one to point. The commands come from the Apache the pointer belongs to, never from a
-    file; the record gives the port, host and OPcache reset, else the site's vhost file does."""
-    sites = serving_sites(root)
-    if not sites:
-        return None
-    if len(sites) > 1:
-        raise CutoverError('The Apache sites %s all serve releases of %s; set %s to the one to point at the release.'
-                           % (', '.join(site[0] for site in sites), root, find['setting']), path=root)
-    name, path, apache = sites[0]
+    """The vhost options (as VHOST_OPTIONS, with its name) of the site of the apache_vhost role named in ``find``
+    (named_site()), else of the one site whose pointer serves releases of ``root``, or None when none does. Several are
+    refused, naming ``find['setting']``: the caller's setting that names the one to point. The commands come from the
+    Apache the pointer belongs to, never from a file; the record gives the port, host and OPcache reset, else the
+    site's vhost file does."""
+    if find.get('name'):
+        name, path, apache = named_site(root, find['name'], find['setting'])
+    else:
+        sites = serving_sites(root)
+        if not sites:
+            return None
+        if len(sites) > 1:
+            raise CutoverError('The Apache sites %s all serve releases of %s; set %s to the one to point at the release.'
+                               % (', '.join(site[0] for site in sites), root, find['setting']), path=root)
+        name, path, apache = sites[0]
     site = os.path.join(apache['sites'], 'cutover-%s.conf' % name)
     serve = _recorded(name) or _from_site(site)
     if serve is None:

@@ -155,11 +155,21 @@ options:
         restart Apache are those of the Apache the pointer belongs to. RV(vhost) says what was used.
     type: dict
     suboptions:
+      name:
+        description:
+          - The site to point, by its name (the role's O(cutover.web.apache_vhost#role:main:apache_vhost_name)), instead of
+            the one whose pointer serves O(root). Refused before anything changes when this host has no such site, or its
+            vhost serves another root.
+        type: str
+        default: ''
       webroot:
         description: [The directory of the release the site serves (vhost_release's O(cutover.web.vhost_release#module:webroot)).]
         type: str
         default: ''
-      setting: {description: [The caller's setting that names the site, said when several serve the root.], type: str, default: the vhost name}
+      setting:
+        description: [The caller's setting that names the site, said when several serve the root or the one named is refused.]
+        type: str
+        default: the vhost name
       timeout: {description: [vhost_release's O(cutover.web.vhost_release#module:timeout).], type: int, default: 10}
   prune:
     description:

@@ -114,11 +114,18 @@ options:
       - With O(switch) or O(rollback) only. RV(vhost) says what the site was served with.
     type: dict
     suboptions:
+      name:
+        description: [As go_live's O(cutover.web.go_live#module:find_vhost.name).]
+        type: str
+        default: ''
       webroot:
         description: [The directory of the release the site serves (O(webroot)).]
         type: str
         default: ''
-      setting: {description: [The caller's setting that names the site, said when several serve the root.], type: str, default: the vhost name}
+      setting:
+        description: [The caller's setting that names the site, said when several serve the root or the one named is refused.]
+        type: str
+        default: the vhost name
       timeout: {description: [As O(timeout).], type: int, default: 10}
   release:
     description:

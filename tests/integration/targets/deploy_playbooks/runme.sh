@@ -302,16 +302,21 @@ expect_recap 'failed=0'
 expect_page index.php "flat v1"
 expect_served flat1
 
-step "a rollback whose wait for Apache times out fails after the switch, and says the release gone back to is live"
+step "a rollback naming the site serves it as the record of its set-up says; one whose wait for Apache times out fails after the switch, and says the release gone back to is live"
 mkdir -p "$OUT/flat3"
 printf '<?php echo "flat v3";\n' >"$OUT/flat3/index.php"
 flat deploy -e deploy_src="$OUT/flat3" -e deploy_release_id=flat3
 expect_recap 'failed=0'
 expect_page index.php "flat v3"
-# The port to wait on is one nothing answers on: the pointer is put in place and Apache restarted
-# (the site serves flat1 on its own port), but the release's header never comes, so the module run
-# fails after it switched current; the rollback's message says what is live.
-if flat rollback -e rollback_apache_vhost_name=it -e apache_vhost_port=18099; then fail "the rollback that waited on a port nothing answers on succeeded"; fi
+# The record of the site's set-up says to wait on a port nothing answers on (the play's apache_vhost_port,
+# the site's own 18080, does not count): the pointer is put in place and Apache restarted (the site serves
+# flat1), but the release's header never comes there, so the module run fails after it switched current;
+# the rollback's message says what is live.
+RECORD=/var/lib/cutover-web/apache_vhost/it.json
+cp "$RECORD" "$OUT/it-record.json"
+python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); r["remember"]["serve"]["port"] = 18099; json.dump(r, open(sys.argv[1], "w"))' "$RECORD"
+if flat rollback -e rollback_apache_vhost_name=it; then fail "the rollback that waited on a port nothing answers on succeeded"; fi
+cp "$OUT/it-record.json" "$RECORD"
 expect_output "Apache on port 18099 did not serve release flat1 within"
 expect_output "The release live now is flat1, switched to by this rollback."
 [[ $(current) == flat1 ]] || fail "current is $(current), expected flat1"
@@ -327,6 +332,25 @@ flat deploy -e cutover_apache_vhost=false -e deploy_src="$OUT/flat4" -e deploy_r
 expect_recap 'failed=0'
 [[ $(current) == flat4 ]] || fail "current is $(current), expected flat4"
 expect_page index.php "flat v4"
+expect_served flat4
+
+step "a deploy naming a site the play does not set up serves it as the record of its set-up says, not on the play's port"
+mkdir -p "$OUT/named1"
+printf '<?php echo "named v1";\n' >"$OUT/named1/index.php"
+flat deploy -e cutover_apache_vhost=false -e deploy_apache_vhost_name=it -e apache_vhost_port=18099 \
+    -e deploy_src="$OUT/named1" -e deploy_release_id=named1
+expect_recap 'failed=0'
+[[ $(current) == named1 ]] || fail "current is $(current), expected named1"
+expect_page index.php "named v1"
+expect_served named1
+if flat deploy -e cutover_apache_vhost=false -e deploy_apache_vhost_name=nosuchsite -e deploy_src="$OUT/flat4" \
+    -e deploy_release_id=flat4; then
+    fail "a deploy naming a site this host does not have went ahead"
+fi
+expect_output "There is no Apache site nosuchsite (deploy_apache_vhost_name) of the apache_vhost role on this host"
+[[ $(current) == named1 ]] || fail "the refused deploy moved current to $(current)"
+flat deploy -e cutover_apache_vhost=false -e deploy_src="$OUT/flat4" -e deploy_release_id=flat4
+expect_recap 'failed=0'
 expect_served flat4
 
 step "two sites serving the root: a deploy with no vhost named is refused before anything changes"

@@ -212,3 +212,54 @@ def test_a_switch_to_the_site_found_that_fails_after_the_switch_says_what_to_poi
     assert failed['rc'] == 1 and failed['changed'] is True and failed['previous_release'] == 'A', failed
     assert failed['vhost']['name'] == 'shop' and failed['vhost']['validate'] == 'false'
     assert os.readlink(os.path.join(site, 'current')) == 'releases/B' and served_release(apache) == 'A'
+
+
+def write_vhost(sites, name, root, port):
+    """The vhost file of the site ``name`` as the apache_vhost role writes it, serving ``root``."""
+    with open(os.path.join(str(sites), 'cutover-%s.conf' % name), 'w') as f:
+        f.write('<VirtualHost *:%d>\n    DocumentRoot "%s/current/public"\n</VirtualHost>\n' % (port, root))
+
+
+def test_a_site_named_is_looked_up_by_name_and_served_as_its_record_says(site, apache, apaches, capsys):
+    """Named, the site is pointed although another site serves the root too, and before its pointer exists; how to serve
+    it is the record's (its port), not the caller's."""
+    point_site(site, apache, 'shop-old', 'A')
+    write_vhost(apaches[0], 'shop', site, 1)
+    record_site(apaches[1], 'shop', serve=dict(port=apache[0], host='localhost', opcache_reset=False))
+    assert not os.path.exists(apache[1])
+    done = run_module(vhost_release, dict(root=site, switch=True, release_path=os.path.join(site, 'releases', 'B'),
+                                          find_vhost=dict(FIND, name='shop')), capsys)
+    assert done['rc'] == 0 and done['changed'] is True and done['restarted'] is True, done
+    assert done['vhost']['name'] == 'shop' and done['vhost']['port'] == apache[0]
+    assert os.readlink(os.path.join(site, 'current')) == 'releases/B' and served_release(apache) == 'B'
+
+
+@pytest.mark.parametrize('name, vhost, why', [
+    ('blog', None, 'There is no Apache site blog (rollback_apache_vhost_name) of the apache_vhost role on this host '
+                   '(no {sites}/cutover-blog.conf); set it up with that role first. Nothing was changed.'),
+    ('shop', '/srv/other', 'The Apache site shop (rollback_apache_vhost_name) does not serve {root}: its vhost '
+                           '{sites}/cutover-shop.conf serves /srv/other/current/public; set rollback_apache_vhost_name '
+                           'to the site that serves it. Nothing was changed.'),
+    ('../shop', None, 'rollback_apache_vhost_name must be the name of a site of the apache_vhost role, such as "shop", '
+                      'but it is "../shop"; nothing was changed.'),
+])
+def test_a_site_named_that_is_missing_serves_another_root_or_is_no_name_is_refused(
+        site, apache, apaches, capsys, name, vhost, why):
+    point_site(site, apache, 'shop', 'A')
+    if vhost:
+        write_vhost(apaches[0], 'shop', vhost, apache[0])
+    before = snapshot(site)
+    refused = run_module(vhost_release, dict(root=site, rollback=True, find_vhost=dict(FIND, name=name)), capsys)
+    assert refused['rc'] == 1 and not refused.get('changed'), refused
+    assert refused['msg'] == why.format(root=site, sites=apaches[0])
+    assert snapshot(site) == before and served_release(apache) == 'A'
+
+
+def test_a_site_named_whose_pointer_is_no_file_is_refused(site, apache, apaches, capsys):
+    write_vhost(apaches[0], 'shop', site, apache[0])
+    os.symlink('/etc/passwd', apache[1])
+    before = snapshot(site)
+    refused = run_module(vhost_release, dict(root=site, rollback=True, find_vhost=dict(FIND, name='shop')), capsys)
+    assert refused['rc'] == 1 and refused['msg'] == ('The release pointer %s of the Apache site shop is not a regular '
+                                                     'file; nothing was changed.' % apache[1])
+    assert snapshot(site) == before and os.readlink(apache[1]) == '/etc/passwd'
