@@ -256,6 +256,17 @@ def _opcache(module, layout, opts, socket):
     return result
 
 
+def tell(module, layout, release, served):
+    """Warn of what serving ``release`` left for its caller to say (``served``: serve()'s result): a maintenance window
+    that was on (one a killed run left) lifted, after how long; a PHP-FPM pool whose OPcache was not reset."""
+    lifted = served.get('window', {})
+    if 'seconds' in lifted:
+        module.warn('The maintenance window of %s (on since %s) was lifted after %s s.'
+                    % (layout.root, lifted['since'], lifted['seconds']))
+    if 'msg' in served.get('opcache', {}):
+        module.warn('The release %s serves, but OPcache was not reset: %s' % (release, served['opcache']['msg']))
+
+
 def switch_and_serve(module, layout, opts):
     """serve(), after the switch of current to the release. A step that fails after the switch still says what it
     switched (changed, previous_release, as atomic_symlink returns them), so the caller can switch back: this never

@@ -302,7 +302,8 @@ from ansible_collections.cutover.web.plugins.module_utils._prune import PRUNE_OP
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 from ansible_collections.cutover.web.plugins.module_utils._shared import SHARED_OPTIONS, link_shared
 from ansible_collections.cutover.web.plugins.module_utils._switch import switch
-from ansible_collections.cutover.web.plugins.module_utils._vhost import FIND_OPTIONS, VHOST_OPTIONS, found_vhost, switch_and_serve
+from ansible_collections.cutover.web.plugins.module_utils._vhost import (
+    FIND_OPTIONS, VHOST_OPTIONS, found_vhost, switch_and_serve, tell)
 
 
 class Steps(object):
@@ -372,13 +373,7 @@ def go_live(module, layout):
     elif vhost:
         opts = dict(vhost, release_path=layout.release_path(rid), content=None)
         served = steps.result['switch'] = steps.step('switch', lambda: switch_and_serve(module, layout, opts))
-        # What vhost_release's caller would say after it: a window left on (by a run that was killed) lifted, a pool not asked.
-        lifted = served['window']
-        if 'seconds' in lifted:
-            module.warn('The maintenance window of %s (on since %s) was lifted after %s s.'
-                        % (layout.root, lifted['since'], lifted['seconds']))
-        if 'msg' in served.get('opcache', {}):
-            module.warn('The release %s serves, but OPcache was not reset: %s' % (rid, served['opcache']['msg']))
+        tell(module, layout, rid, served)
     else:
         steps.result['switch'] = steps.step('switch', lambda: switch(layout, release=rid, check_mode=check))
     if p['prune']:

@@ -24,12 +24,12 @@ description:
     returns. Requests already running finish on the release they started on.
   - Once the release serves, lifts the maintenance window of O(root) (as M(cutover.web.maintenance) with
     O(cutover.web.maintenance#module:state=absent)), the one a deploy turned on for its migrations or one
-    left by a run that was killed.
+    left by a run that was killed, warning how long it was on.
   - With O(find_vhost) instead of O(path), finds the site that serves releases of O(root) itself, as
     M(cutover.web.go_live) does; when none does, only C(current) moves (O(switch) or O(rollback)).
   - Then, with O(opcache_reset), resets the OPcache of the PHP-FPM pool the site's vhost (O(site)) hands PHP to
     when it holds scripts of other releases (as M(cutover.web.opcache_reset)). The release serves already, so a
-    pool that cannot be asked is reported in RV(opcache), not a failed task. Skipped in check mode.
+    pool that cannot be asked is reported in RV(opcache) and a warning, not a failed task. Skipped in check mode.
 author:
   - cutover.web maintainers (@cutover-web)
 options:
@@ -279,11 +279,13 @@ lock_held:
   type: bool
 """
 
+import os
+
 from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, run_locked
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 from ansible_collections.cutover.web.plugins.module_utils._switch import rollback, switch
 from ansible_collections.cutover.web.plugins.module_utils._vhost import (
-    FIND_OPTIONS, VHOST_OPTIONS, found_vhost, release_of, rollback_and_serve, serve, switch_and_serve)
+    FIND_OPTIONS, VHOST_OPTIONS, found_vhost, release_of, rollback_and_serve, serve, switch_and_serve, tell)
 
 
 def main():
@@ -336,6 +338,7 @@ def main():
             raise
         if found:
             result['vhost'] = found
+        tell(module, layout, result.get('release') or os.path.basename(os.path.normpath(opts['release_path'])), result)
         return result
 
     run_locked(module, act)

@@ -263,3 +263,15 @@ def test_a_site_named_whose_pointer_is_no_file_is_refused(site, apache, apaches,
     assert refused['rc'] == 1 and refused['msg'] == ('The release pointer %s of the Apache site shop is not a regular '
                                                      'file; nothing was changed.' % apache[1])
     assert snapshot(site) == before and os.readlink(apache[1]) == '/etc/passwd'
+
+
+def test_a_rollback_to_the_site_named_lifts_a_window_left_on_and_says_so(site, apache, apaches, capsys):
+    """As go_live says it: a window a killed run left on is lifted once the release gone back to serves, with a warning."""
+    from ansible_collections.cutover.web.plugins.module_utils._maintenance import window
+    assert run_module(vhost_release, args(site, apache, 'B', content=None), capsys)['rc'] == 0
+    write_vhost(apaches[0], 'shop', site, apache[0])
+    window(Layout(site), 'present')
+    back = run_module(vhost_release, dict(root=site, rollback=True, find_vhost=dict(FIND, name='shop')), capsys)
+    assert back['rc'] == 0 and back['window']['was_active'] is True and served_release(apache) == 'A', back
+    assert not os.path.exists(Layout(site).maintenance_page)
+    assert 'The maintenance window of %s (on since ' % site in back['said'], back
