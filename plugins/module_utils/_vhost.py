@@ -110,6 +110,15 @@ def serving_sites(root):
 SITE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 
 
+def _serves(document_root, root):
+    """Whether a vhost's DocumentRoot (``<root>/current[/<webroot>]``, as the apache_vhost role writes it) is of ``root``,
+    however either path is spelled (a trailing or doubled slash, a symlink on the way)."""
+    current = os.path.join(root, 'current')
+    return any(path == top or path.startswith(top + os.sep)
+               for path, top in ((os.path.normpath(document_root), os.path.normpath(current)),
+                                 (os.path.realpath(document_root), os.path.realpath(current))))
+
+
 def named_site(root, name, setting):
     """The site ``name`` of the apache_vhost role, as serving_sites() gives a site, refused unless its vhost file is one the
     role wrote for ``root`` (DocumentRoot "<root>/current...") and its pointer, if there is one yet, a regular file."""
@@ -124,7 +133,7 @@ def named_site(root, name, setting):
             continue
         document_root = re.search(r'^\s*DocumentRoot\s+"([^"]*)"', (_read(site) or '') if stat.S_ISREG(mode) else '', re.M)
         served = document_root.group(1) if document_root else None
-        if served is None or not (served == root + '/current' or served.startswith(root + '/current/')):
+        if served is None or not _serves(served, root):
             raise CutoverError('The Apache site %s (%s) does not serve %s: its vhost %s %s; set %s to the site that serves '
                                'it. Nothing was changed.'
                                % (name, setting, root, site, ('serves %s' % served) if served else 'is not one the '

@@ -275,3 +275,15 @@ def test_a_rollback_to_the_site_named_lifts_a_window_left_on_and_says_so(site, a
     assert back['rc'] == 0 and back['window']['was_active'] is True and served_release(apache) == 'A', back
     assert not os.path.exists(Layout(site).maintenance_page)
     assert 'The maintenance window of %s (on since ' % site in back['said'], back
+
+
+@pytest.mark.parametrize('through_link', [False, True])
+def test_a_site_named_whose_vhost_spells_the_root_otherwise_is_served(site, apache, apaches, capsys, tmp_path,
+                                                                      through_link):
+    """The vhost's root with a trailing slash (its DocumentRoot then has a doubled one), or through a symlink, is the
+    same root."""
+    os.symlink(site, str(tmp_path / 'via-link'))
+    write_vhost(apaches[0], 'shop', str(tmp_path / 'via-link') if through_link else site + '/', apache[0])
+    done = run_module(vhost_release, dict(root=site, switch=True, release_path=os.path.join(site, 'releases', 'B'),
+                                          find_vhost=dict(FIND, name='shop')), capsys)
+    assert done['rc'] == 0 and done['vhost']['name'] == 'shop' and served_release(apache) == 'B', done
