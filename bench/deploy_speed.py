@@ -42,6 +42,10 @@ and their Listen lines are removed at the end. Other runs that use this
 host's Apache must not run at the same time (e.g. ``flock /tmp/cutover-apache.lock`` around both).
 ``--no-apache`` leaves that column out.
 
+The ``modules`` column runs the three module runs every deploy of the collection makes (the deploy lock, the
+push with ``ansible.posix.synchronize``, ``cutover.web.go_live``) as a playbook of three tasks and nothing else:
+the lower bound of the deploy playbook on the machine, beside which the cost of the roles' own tasks shows.
+
 With ``--baseline PATH`` (another checkout of cutover.web, e.g. ``git worktree add /tmp/base COMMIT``),
 that checkout's deploy playbook, with and without the vhost (its own, on the port after the Mitogen
 column's), runs as columns of their own in the same interleaved run: a before/after of a change
@@ -114,6 +118,52 @@ class Cutover(object):
 
     def releases(self):
         return sorted(os.listdir(os.path.join(self.root, 'releases')))
+
+
+# The three module runs every deploy of this collection makes, and nothing else: the deploy lock (with the checks of
+# the root that must come before anything is written there), the push, and go_live. No role, no settings check, no
+# facts, no summary: what a deploy would cost if the roles' own tasks cost nothing.
+MODULES_PLAYBOOK = '''- hosts: bench
+  gather_facts: false
+  vars:
+    scratch: "{{ root }}/.cutover/staging/push-{{ run }}.{{ started }}.0.ansible"
+  tasks:
+    - name: Take the deploy lock
+      cutover.web.deploy_lock: {root: "{{ root }}", root_mode: "0755", owner: bench, run_id: "{{ run }}", ttl: 600,
+                                clear_staging: true}
+      changed_when: false
+    - name: Push the source
+      ansible.posix.synchronize:
+        src: "{{ src }}/"
+        dest: "{{ scratch }}/"
+        archive: true
+        checksum: true
+        delay_updates: false
+        rsync_opts: ["-F", "--link-dest={{ root }}/current/"]
+      changed_when: false
+    - name: Make the release, switch, prune and give the lock back
+      cutover.web.go_live:
+        root: "{{ root }}"
+        release: {src: "{{ scratch }}", move_source: true, checksum: true}
+        prune: {keep: 5}
+        lock: {owner: bench, run_id: "{{ run }}", ttl: 600, give_back: true}
+'''
+
+
+class ModulesOnly(Cutover):
+    """MODULES_PLAYBOOK: the lower bound of the deploy playbook on this machine (its module runs, start-up)."""
+
+    def __init__(self, ansible, root, workdir):
+        super(ModulesOnly, self).__init__(ansible, root)
+        self.playbook = os.path.join(workdir, 'modules-only.yml')
+        if not os.path.exists(self.playbook):
+            with open(self.playbook, 'w') as f:
+                f.write(MODULES_PLAYBOOK)
+
+    def deploy(self, src):
+        self.runs = getattr(self, 'runs', 0) + 1
+        return self.ansible.play(self.playbook, {'root': self.root, 'src': src, 'run': 'bench-%d' % self.runs,
+                                                 'started': int(time.time())})
 
 
 class CutoverVhost(Cutover):
@@ -320,6 +370,7 @@ TITLES = {
     'quick': 'cutover.web playbook, deploy_checksum: false',
     'floor': 'raw floor, rsync -a',
     'vhost': 'cutover.web playbook, cutover_apache_vhost: true',
+    'modules': 'its three module runs alone (deploy_lock, synchronize, go_live)',
     'ansistrano': 'ansistrano.deploy, rsync strategy',
     'mitogen': 'cutover.web playbook under Mitogen (mitogen_linear)',
     'mitogen_vhost': 'cutover.web playbook, cutover_apache_vhost: true, under Mitogen',
@@ -419,6 +470,7 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
             'quick': lambda: Cutover(ansible, os.path.join(workdir, 'cutover-quick.%d' % r), checksum=False),
             'floor': lambda: Floor(os.path.join(workdir, 'floor.%d' % r)),
             'vhost': lambda: CutoverVhost(ansible, os.path.join(workdir, 'cutover-vhost.%d' % r), site['vhost']),
+            'modules': lambda: ModulesOnly(ansible, os.path.join(workdir, 'modules.%d' % r), workdir),
             'ansistrano': lambda: Ansistrano(ansible, os.path.join(workdir, 'ansistrano.%d' % r), role, workdir),
             'mitogen': lambda: Cutover(mitogen, os.path.join(workdir, 'mitogen.%d' % r)),
             'mitogen_vhost': lambda: CutoverVhost(mitogen, os.path.join(workdir, 'mitogen-vhost.%d' % r), site['mitogen_vhost']),
@@ -661,7 +713,8 @@ def main(argv=None):
         ] + ['| rollback, %s, under 3 s wall | %.2f s (max %.2f) | %s |' % (
             TITLES[key], med(t[key, 'rollback']), max(t[key, 'rollback']), 'PASS' if max(t[key, 'rollback']) < 3 else 'FAIL')
             for key in ('cut', 'vhost') if key in keys]
-        for fast, slow in (('mitogen', 'cut'), ('mitogen_vhost', 'vhost'), ('cut', 'base_cut'), ('vhost', 'base_vhost')):
+        for fast, slow in (('mitogen', 'cut'), ('mitogen_vhost', 'vhost'), ('cut', 'base_cut'), ('vhost', 'base_vhost'),
+                           ('modules', 'cut')):
             for step, title in (('onefile', 'one-file redeploy'), ('rollback', 'rollback')):
                 if fast in keys and slow in keys:
                     lines.append('| %s, %s / %s (no target) | %.2f s / %.2f s = %.2fx | |' % (
