@@ -270,8 +270,9 @@ def tell(module, layout, release, served):
     that was on (one a killed run left) lifted, after how long; a PHP-FPM pool whose OPcache was not reset."""
     lifted = served.get('window', {})
     if 'seconds' in lifted:
-        module.warn('The maintenance window of %s (on since %s) was lifted after %s s.'
-                    % (layout.root, lifted['since'], lifted['seconds']))
+        module.warn('The maintenance window of %s (on since %s) %s after %s s.'
+                    % (layout.root, lifted['since'], 'would be lifted (check mode)' if module.check_mode else 'was lifted',
+                       lifted['seconds']))
     if 'msg' in served.get('opcache', {}):
         module.warn('The release %s serves, but OPcache was not reset: %s' % (release, served['opcache']['msg']))
 

@@ -271,6 +271,10 @@ def test_a_rollback_to_the_site_named_lifts_a_window_left_on_and_says_so(site, a
     assert run_module(vhost_release, args(site, apache, 'B', content=None), capsys)['rc'] == 0
     write_vhost(apaches[0], 'shop', site, apache[0])
     window(Layout(site), 'present')
+    planned = run_module(vhost_release, dict(root=site, rollback=True, find_vhost=dict(FIND, name='shop')), capsys,
+                         check_mode=True)
+    assert planned['rc'] == 0 and os.path.exists(Layout(site).maintenance_page), planned
+    assert ') would be lifted (check mode) after ' in planned['said'] and 'was lifted' not in planned['said'], planned
     back = run_module(vhost_release, dict(root=site, rollback=True, find_vhost=dict(FIND, name='shop')), capsys)
     assert back['rc'] == 0 and back['window']['was_active'] is True and served_release(apache) == 'A', back
     assert not os.path.exists(Layout(site).maintenance_page)
