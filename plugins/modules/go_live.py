@@ -171,6 +171,34 @@ options:
         type: str
         default: the vhost name
       timeout: {description: [vhost_release's O(cutover.web.vhost_release#module:timeout).], type: int, default: 10}
+  push:
+    description:
+      - First push a directory of the controller into O(release.src) on the target, as C(ansible.posix.synchronize)
+        does (C(rsync), archive mode) with O(push.checksum) and O(push.rsync_opts), so that a deploy pushes and goes
+        live in one task. The action plugin runs it, on the controller, before the module runs; O(release.src) must be
+        a new directory directly in C(<root>/.cutover/staging), with a plain name, and O(release.move_source=true), so
+        the pushed directory becomes the release. Anything else is refused before anything is pushed.
+      - A push that fails fails the task with RV(step=push) and RV(push), the directory the caller removes (what was
+        written of it is left, as a synchronize task leaves it). The module does not run then, and the lock stays held.
+      - In check mode nothing is pushed and the module does not run; the task says a release would be made.
+    type: dict
+    suboptions:
+      src:
+        description: [A directory of the controller; relative, found as synchronize finds its C(src).]
+        type: str
+        required: true
+      checksum:
+        description: [Compare file contents, not size and time (synchronize's C(checksum)).]
+        type: bool
+        default: false
+      rsync_opts:
+        description:
+          - More options of C(rsync) (synchronize's C(rsync_opts)), for example C(--link-dest).
+          - synchronize splits its command line as a shell would, so a value with a space or a quote must be quoted, as
+            the P(cutover.web.deploy#role) role quotes the root in C(--link-dest) and each pattern in C(--exclude).
+        type: list
+        elements: str
+        default: []
   prune:
     description:
       - Once the release is live, prune old releases as M(cutover.web.prune_releases) does with these options
@@ -287,8 +315,12 @@ lock_held:
   description: With O(lock), whether this run still holds the deploy lock after the task.
   returned: when O(lock) is set and every step succeeded
   type: bool
+push:
+  description: With O(push), what was pushed where (C(src), C(dest)), and whether the push changed anything (C(changed)).
+  returned: with O(push), once the push was tried
+  type: dict
 step:
-  description: The step that failed - V(vhost) (with O(find_vhost)), V(release), V(shared), V(switch) or V(prune).
+  description: The step that failed - V(push) (with O(push)), V(vhost) (with O(find_vhost)), V(release), V(shared), V(switch) or V(prune).
   returned: failure
   type: str
 """
@@ -342,6 +374,9 @@ def _given(options, names):
 
 
 def go_live(module, layout):
+    if module.params['push'] is not None:
+        raise CutoverError('The push into %s runs on the controller, in the action plugin of cutover.web.go_live, '
+                           'which did not run: nothing was pushed or changed.' % layout.root, path=layout.root)
     p = dict(module.params, release=_given(module.params['release'], ('src', 'git_repo', 'id', 'stamp')),
              shared=_given(module.params['shared'], ('owner', 'group')))
     if p['shared'] and not (p['shared']['dirs'] or p['shared']['files']):
@@ -393,6 +428,9 @@ def main():
             vhost=dict(type='dict', options=dict((k, v) for k, v in VHOST_OPTIONS.items() if k != 'content')),
             find_vhost=dict(type='dict', options=FIND_OPTIONS),
             prune=dict(type='dict', options=PRUNE_OPTIONS),
+            # Run by the action plugin on the controller, which takes it out of the module's options.
+            push=dict(type='dict', options=dict(src=dict(type='str', required=True), checksum=dict(type='bool', default=False),
+                                                rsync_opts=dict(type='list', elements='str', default=[]))),
         ),
         mutually_exclusive=[('vhost', 'find_vhost')],
     )

@@ -62,6 +62,9 @@ class LockActionBase(ActionBase):
         del tmp
         task_vars = task_vars or {}
         args = dict(self._task.args)
+        before = self.before_module(args, task_vars)
+        if before is not None:
+            return merge_hash(result, before)
         lock = args
         if self.LOCK_OPTION is not None:
             lock = args.get(self.LOCK_OPTION)
@@ -84,4 +87,13 @@ class LockActionBase(ActionBase):
                 answer = self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
-        return merge_hash(result, answer)
+        return merge_hash(result, self.after_module(answer))
+
+    def before_module(self, args, task_vars):
+        """What runs on the controller before the module, given its options (``args``, which it may change): None,
+        or the task's result, and the module does not run."""
+        return None
+
+    def after_module(self, answer):
+        """The module's result, as the task returns it."""
+        return answer

@@ -226,4 +226,23 @@ play_fails deploy -e deploy_src="$OUT/v1" -e deploy_release_id=v1-unbuilt -e '{"
     fail "the on_failure hook was told $(cat "$OUT/deploy-failure.json")"
 [[ $(current) == "$V3" ]] || fail "current is $(current), expected $V3"
 
+step "a root and excluded names with spaces and shell words are one word each to rsync: only what is excluded is left out"
+ODD="$BASE/odd root ü"
+mkdir -p "$OUT/odd/public"
+echo "page odd" >"$OUT/odd/public/index.html"
+echo "secret" >"$OUT/odd/public/secret notes.txt"
+echo "kept" >"$OUT/odd/public/notes.txt"
+odd_deploy() {
+    play deploy -e "{\"deploy_root\": \"$ODD\", \"deploy_src\": \"$OUT/odd\",
+                     \"deploy_exclude\": [\"public/secret notes.txt\", \"x --remove-source-files\"]}"
+}
+odd_deploy
+[[ $(cat "$ODD/current/public/index.html") == "page odd" && -e "$ODD/current/public/notes.txt" ]] || fail "the odd root does not serve the site"
+[[ ! -e "$ODD/current/public/secret notes.txt" ]] || fail "the excluded file was pushed"
+[[ -e "$OUT/odd/public/index.html" && -e "$OUT/odd/public/secret notes.txt" ]] || fail "the push removed files of the source"
+# Again, now with current (its path holding the space) as rsync's --link-dest: nothing to change.
+odd_deploy
+expect_output "changed=0"
+[[ $(find "$ODD/releases" -mindepth 1 -maxdepth 1 | wc -l) == 1 ]] || fail "the same source again made another release"
+
 echo "deploy_recovery: all passed"
