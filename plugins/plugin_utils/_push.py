@@ -19,6 +19,7 @@ import posixpath
 import re
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 STAGING = '.cutover/staging'
 PLAIN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
@@ -37,13 +38,13 @@ def refusal(root, release, push):
     opts = push.get('rsync_opts') or []
     if not isinstance(opts, list) or not all(isinstance(o, str) for o in opts):
         return 'The push into %s needs push.rsync_opts to be a list of strings.' % root
-    dest = (release or {}).get('src') if isinstance(release, dict) else None
+    dest = release.get('src') if isinstance(release, dict) else None
     staging = posixpath.join(root, STAGING)
     if (not isinstance(dest, str) or posixpath.dirname(dest) != staging
             or not PLAIN.match(posixpath.basename(dest)) or posixpath.normpath(dest) != dest):
         return ('The push into %s goes into a new directory of %s, named by release.src, which is "%s": a directory '
                 'there with a plain name is needed.' % (root, staging, dest))
-    if not release.get('move_source'):
+    if not boolean(release.get('move_source', False), strict=False):
         return ('The push into %s needs release.move_source=true: the pushed directory %s becomes the release.'
                 % (root, dest))
     return None
