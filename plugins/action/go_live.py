@@ -26,12 +26,12 @@ class ActionModule(LockActionBase):
             return None
         root = args.get('root')
         why = refusal(root, args.get('release'), options)
-        if why is None and self._task.check_mode:
+        if why is not None:
+            return dict(failed=True, changed=False, step='push', msg=why)
+        if self._task.check_mode:
             return dict(changed=True, push=dict(src=options['src'], dest=args['release']['src'], changed=True),
                         msg='In check mode nothing is pushed into %s, and which release would go live is not known.'
                         % root)
-        if why is not None:
-            return dict(failed=True, changed=False, step='push', msg=why)
         try:
             pushed = push(self, options, args['release']['src'], task_vars)
         except AnsibleError as exc:

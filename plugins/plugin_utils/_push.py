@@ -68,7 +68,7 @@ def push(action, push, dest, task_vars):
     on the target. Its result, with ``push`` saying what was pushed where."""
     src = source(action, push['src'])
     task = action._task.copy()
-    task.args = dict(src=src.rstrip('/') + '/', dest=dest + '/', archive=True, checksum=bool(push.get('checksum')),
+    task.args = dict(src=src.rstrip('/') + '/', dest=dest + '/', archive=True, checksum=boolean(push.get('checksum', False), strict=False),
                      # Into a scratch directory nobody serves: holding each file back to the end of the transfer
                      # (synchronize's default) protects nothing and costs a second rename per file.
                      delay_updates=False, rsync_opts=list(push.get('rsync_opts') or []))
