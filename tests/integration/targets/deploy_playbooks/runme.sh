@@ -200,6 +200,37 @@ play_fails deploy -e deploy_src="$HERE/files/v2" -e '{"apache_vhost_extra": ["Bo
 [[ $(sha256sum "$conf") == "$before" ]] || fail "the broken template reached $conf"
 expect_page index.php "page v1"
 
+step "two deploys in one play, the second stopping before it goes live: its lock is given back"
+# The first goes live in one module run, which gives its lock back; the second must not take that result for its own.
+cat >"$OUT/two-deploys.yml" <<EOF
+- name: Deploy two roots in one play
+  hosts: testhost
+  gather_facts: false
+  tasks:
+    - name: Deploy another root, without a vhost
+      ansible.builtin.include_role:
+        name: cutover.web.deploy
+      vars:
+        deploy_root: /srv/cutover-it/other
+        deploy_src: $HERE/files/v2
+    - name: Deploy the site, its vhost set-up broken
+      ansible.builtin.include_role:
+        name: cutover.web.deploy
+      vars:
+        deploy_src: $HERE/files/v3
+        deploy_apache_vhost_setup: true
+        apache_vhost_extra: [BogusDirective on]
+EOF
+ansible-playbook -i "$HERE/inventory.ini" "$OUT/two-deploys.yml" 2>&1 | tee "$OUT/last" && fail "the play with a broken vhost passed"
+expect_output "stopped at"
+[[ $(cat /srv/cutover-it/other/current/public/index.php) == *"page v2"* ]] || fail "the first deploy of the play did not go live"
+[[ ! -e /srv/cutover-it/other/.cutover/deploy.lock ]] || fail "the first deploy of the play kept its lock"
+[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the second deploy of the play, stopped before it went live, kept its lock"
+[[ $(sha256sum "$conf") == "$before" ]] || fail "the broken template reached $conf"
+[[ $(current) == "$V1" ]] || fail "the stopped deploy moved current to $(current)"
+expect_page index.php "page v1"
+rm -rf /srv/cutover-it/other
+
 step "a host not of Debian's family is refused before anything changes"
 # Such a host has no record of a set-up (the role refuses before it writes one); with the record of this Debian host's
 # set-up in place, the deploy would rightly skip the set-up, checks and all, as that set-up passed them.
