@@ -11,7 +11,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleError
 
 from ansible_collections.cutover.web.plugins.plugin_utils._controller import LockActionBase
-from ansible_collections.cutover.web.plugins.plugin_utils._push import push, refusal
+from ansible_collections.cutover.web.plugins.plugin_utils._push import push, refusal, source, target_refusal
 
 
 class ActionModule(LockActionBase):
@@ -25,7 +25,15 @@ class ActionModule(LockActionBase):
         if options is None:
             return None
         root = args.get('root')
-        why = refusal(root, args.get('release'), options)
+        why = refusal(root, args.get('release'), options, args.get('lock'))
+        if why is None:
+            try:
+                src = source(self, options['src'])
+            except AnsibleError as exc:
+                why = str(exc.message)
+        if why is None:
+            # rsync would follow a symlink on its way into the staging area: the target is looked at first.
+            why = target_refusal(self, root, args['release']['src'], args['lock'])
         if why is not None:
             return dict(failed=True, changed=False, step='push', msg=why)
         if self._task.check_mode:
@@ -33,7 +41,7 @@ class ActionModule(LockActionBase):
                         msg='In check mode nothing is pushed into %s, and which release would go live is not known.'
                         % root)
         try:
-            pushed = push(self, options, args['release']['src'], task_vars)
+            pushed = push(self, options, src, args['release']['src'], task_vars)
         except AnsibleError as exc:
             return dict(failed=True, changed=False, step='push', msg=str(exc.message))
         if pushed.get('failed'):

@@ -177,7 +177,12 @@ options:
         does (C(rsync), archive mode) with O(push.checksum) and O(push.rsync_opts), so that a deploy pushes and goes
         live in one task. The action plugin runs it, on the controller, before the module runs; O(release.src) must be
         a new directory directly in C(<root>/.cutover/staging), with a plain name, and O(release.move_source=true), so
-        the pushed directory becomes the release. Anything else is refused before anything is pushed.
+        the pushed directory becomes the release.
+      - Only a run that holds the deploy lock pushes (O(lock), held already, as the P(cutover.web.deploy_lock#module)
+        module takes it). The target is looked at first, by one shell command, since C(rsync) would follow a symlink
+        on its way. The state directory C(<root>/.cutover) and the staging area must be real directories, the directory
+        pushed into must not exist, and the lock must hold this run's O(lock.owner) and O(lock.run_id).
+      - Anything else is refused before anything is pushed.
       - A push that fails fails the task with RV(step=push) and RV(push), the directory the caller removes (what was
         written of it is left, as a synchronize task leaves it). The module does not run then, and the lock stays held.
       - In check mode nothing is pushed and the module does not run; the task says a release would be made.

@@ -7,26 +7,35 @@
 module (cutover.web.go_live's ``push`` option): ansible.posix.synchronize's action, run as a task of its own would run
 it, with this task's connection, variables and privilege escalation, so that a deploy pushes and goes live in one task.
 
-Only a new directory directly in ``<root>/.cutover/staging`` is pushed into, and only from a directory of the
-controller: anything else is refused, having run nothing. A push that fails leaves what it wrote for the caller to
-remove (its result names the directory), as a synchronize task would.
+Only a new directory directly in ``<root>/.cutover/staging`` is pushed into, only by a run that holds the root's
+deploy lock, and only from a directory of the controller: anything else is refused, having pushed nothing. rsync
+follows a symlink on the way to its destination, so the target is looked at first (one shell command, no module run):
+the state directory and the staging area must be real directories (the rule every module of the collection goes by,
+Layout.check_state), the directory pushed into must not exist, and the lock must hold this run's record. A push that
+fails leaves what it wrote for the caller to remove (its result names the directory), as a synchronize task would.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import re
+import shlex
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.cutover.web.plugins.module_utils._lock import describe
 
 STAGING = '.cutover/staging'
 PLAIN = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
 
 
-def refusal(root, release, push):
-    """Why the push cannot run, in one sentence naming the path, or None. ``release`` is go_live's release option."""
+def refusal(root, release, push, lock):
+    """Why the push cannot run, in one sentence naming the path, or None. ``release`` and ``lock`` are go_live's
+    options of those names."""
     if not isinstance(root, str) or not root.startswith('/') or posixpath.normpath(root) != root.rstrip('/') or '//' in root:
         return 'The push needs root to be a normalized absolute path (it is "%s").' % (root,)
     root = root.rstrip('/') or '/'
@@ -47,7 +56,56 @@ def refusal(root, release, push):
     if not boolean(release.get('move_source', False), strict=False):
         return ('The push into %s needs release.move_source=true: the pushed directory %s becomes the release.'
                 % (root, dest))
+    if not isinstance(lock, dict) or not lock.get('owner'):
+        return ('The push into %s needs the lock option: only a run that holds the deploy lock pushes into the staging '
+                'area %s.' % (root, staging))
     return None
+
+
+# Printed by the shell command that looks at the target: the first word says what it found.
+_LOOK = """
+for p in "$1/.cutover" "$1/.cutover/staging" "$1/.cutover/deploy.lock"; do
+  if [ -L "$p" ]; then printf 'link %s' "$p"; exit 0; fi
+done
+if [ ! -d "$1/.cutover/staging" ]; then echo staging; exit 0; fi
+if [ -e "$2" ] || [ -L "$2" ]; then echo exists; exit 0; fi
+if [ ! -f "$1/.cutover/deploy.lock" ]; then echo unlocked; exit 0; fi
+echo lock; head -c 65536 "$1/.cutover/deploy.lock"
+"""
+
+
+def target_refusal(action, root, dest, lock):
+    """Why the target does not let the push into ``dest`` run (see the module's docstring), in one sentence, or None.
+    ``lock`` is go_live's lock option (an owner and run id)."""
+    root = root.rstrip('/') or '/'
+    command = 'sh -c %s cutover-push %s %s' % (shlex.quote(_LOOK), shlex.quote(root), shlex.quote(dest))
+    answer = action._low_level_execute_command(command)
+    out = to_text(answer.get('stdout', ''), errors='surrogate_or_strict')
+    if answer.get('rc') != 0 or not out.strip():
+        why = to_text(answer.get('stderr', ''), errors='surrogate_or_strict').strip() or 'exit code %s' % answer.get('rc')
+        return 'Cannot look at the staging area of %s before the push: %s.' % (root, why.rstrip('.'))
+    word, _sep, rest = out.partition('\n') if out.startswith('lock') else out.strip().partition(' ')
+    if word == 'link':
+        return '%s is a symlink; cutover.web never follows links inside the root.' % rest
+    staging = posixpath.join(root, STAGING)
+    if word == 'staging':
+        return ('The push into %s needs its staging area %s, which is not a directory: take the deploy lock first '
+                '(cutover.web.deploy_lock makes it).' % (root, staging))
+    if word == 'exists':
+        return 'The push into %s goes into a new directory, and %s exists.' % (root, dest)
+    holder = None
+    if word == 'lock':
+        try:
+            holder = json.loads(rest)
+        except ValueError:
+            holder = {'invalid': 'it is not JSON'}
+        if not isinstance(holder, dict):
+            holder = {'invalid': 'it is not a JSON object'}
+        if not holder.get('invalid') and holder.get('owner') == lock['owner'] and holder.get('run_id') == lock.get('run_id'):
+            return None
+    return ('The push into %s needs the deploy lock held by this run (%s, run %s), and %s: take it with '
+            'cutover.web.deploy_lock first.' % (root, lock['owner'], lock.get('run_id') or '-',
+                                                'it is held by %s' % describe(holder) if holder else 'it is not held'))
 
 
 def source(action, src):
@@ -63,10 +121,9 @@ def source(action, src):
     return path
 
 
-def push(action, push, dest, task_vars):
-    """Run ansible.posix.synchronize from ``action``'s task: ``push['src']`` (a directory of the controller) into ``dest``
-    on the target. Its result, with ``push`` saying what was pushed where."""
-    src = source(action, push['src'])
+def push(action, push, src, dest, task_vars):
+    """Run ansible.posix.synchronize from ``action``'s task: ``src`` (the directory of the controller ``push['src']``
+    names, as source() found it) into ``dest`` on the target. Its result, with ``push`` saying what was pushed where."""
     task = action._task.copy()
     task.args = dict(src=src.rstrip('/') + '/', dest=dest + '/', archive=True, checksum=boolean(push.get('checksum', False), strict=False),
                      # Into a scratch directory nobody serves: holding each file back to the end of the transfer
