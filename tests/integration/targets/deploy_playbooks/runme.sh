@@ -19,7 +19,8 @@ OUT=$(mktemp -d)
 # otherwise leave it enabled for the tests after it).
 cleanup() {
     a2dissite -q cutover-it >/dev/null 2>&1 || true
-    rm -f /etc/apache2/sites-available/cutover-it.conf /etc/apache2/cutover/it-release.conf /etc/apache2/cutover/it-copy-release.conf
+    rm -f /etc/apache2/sites-available/cutover-it.conf /etc/apache2/cutover/it-release.conf /etc/apache2/cutover/it-copy-release.conf \
+        /etc/apache2/sites-enabled/000-it-shadow.conf
     apachectl graceful >/dev/null 2>&1 || true
     rm -rf /srv/cutover-it "$OUT"
 }
@@ -247,6 +248,20 @@ play_fails deploy -e deploy_src="$HERE/files/v3" -e '{"apache_vhost_maintenance_
 expect_output "The maintenance window settings are wrong: apache_vhost_maintenance_allow must list IP addresses or networks such as 10.0.0.0/8 (not everyone)"
 play_fails deploy -e deploy_src="$HERE/files/v3" -e apache_vhost_webroot=../up
 expect_output "deploy_webroot (apache_vhost_webroot, which it defaults to) must be a path inside a release (it is \"../up\")"
+[[ $(sha256sum "$conf") == "$before" ]] || fail "a refused run changed $conf"
+[[ $(current) == "$V1" ]] || fail "a refused run moved current to $(current)"
+expect_page index.php "page v1"
+
+step "a site enabled before this one that Apache would send its requests to is refused, before anything changes"
+# Enabled first (its file sorts first) on the same port: with no server name, every request of the port goes there;
+# with one, the requests for that name. The record of the set-up lists the enabled sites, so the deploy sets up again.
+SHADOW=/etc/apache2/sites-enabled/000-it-shadow.conf
+printf '<VirtualHost *:18080>\n    ServerName localhost\n    DocumentRoot /var/www/html\n</VirtualHost>\n' >"$SHADOW"
+play_fails deploy -e deploy_src="$HERE/files/v3"
+expect_output "The site it would not be served: $SHADOW (localhost), enabled before it, has a vhost on port 18080 that Apache would send every request on that port to instead, as this site has no apache_vhost_server_name."
+play_fails deploy -e deploy_src="$HERE/files/v3" -e '{"apache_vhost_server_aliases": ["www.it.localhost", "LOCALHOST"]}' -e apache_vhost_server_name=it.localhost
+expect_output "vhost on port 18080 that Apache would send the requests for localhost to instead. Give apache_vhost_server_name"
+rm -f "$SHADOW"
 [[ $(sha256sum "$conf") == "$before" ]] || fail "a refused run changed $conf"
 [[ $(current) == "$V1" ]] || fail "a refused run moved current to $(current)"
 expect_page index.php "page v1"
