@@ -354,13 +354,27 @@ def judge(records, ops, first):
 # Playbooks
 # ---------------------------------------------------------------------------------------------
 
-class Ansible(object):
-    """Runs the collection's playbooks from this checkout with the repo's .venv."""
+def target_python():
+    """The interpreter the bench's modules run with: Debian's /usr/bin/python3, the one the hosts users deploy to
+    have, where it exists; else the python3 on PATH, asked for its own executable. The python3 found first on PATH
+    may be a version manager's shim (pyenv's is a shell script that starts its own processes), which would add 0.2 s
+    or more to every module run, a cost no Debian host has."""
+    if os.access('/usr/bin/python3', os.X_OK):
+        return '/usr/bin/python3'
+    found = shutil.which('python3') or sys.executable
+    out = subprocess.run([found, '-c', 'import sys; print(sys.executable)'], stdout=subprocess.PIPE, check=True)
+    return out.stdout.decode('utf-8', 'replace').strip() or found
 
-    def __init__(self, workdir, venv, collections, repo=REPO):
+
+class Ansible(object):
+    """Runs the collection's playbooks from this checkout with the repo's .venv; the modules run with
+    target_python()."""
+
+    def __init__(self, workdir, venv, collections, repo=REPO, python=None):
         """venv: a virtualenv with ansible-core (its bin/ goes first on PATH); collections: the
         collections path (os.pathsep-separated) that holds ansible.posix; repo: the checkout of
-        cutover.web whose playbooks run (this one by default)."""
+        cutover.web whose playbooks run (this one by default); python: the interpreter that runs the
+        modules (target_python() by default)."""
         self.bin = os.path.join(venv, 'bin')
         if not os.access(os.path.join(self.bin, 'ansible-playbook'), os.X_OK):
             sys.exit('%s/ansible-playbook is missing: run ./dev setup first.' % self.bin)
@@ -372,8 +386,9 @@ class Ansible(object):
         os.makedirs(os.path.join(self.coll, 'ansible_collections', 'cutover'))
         os.symlink(repo, os.path.join(self.coll, 'ansible_collections', 'cutover', 'web'))
         self.inventory = os.path.join(workdir, 'inventory.ini')
+        self.python = python or target_python()
         with open(self.inventory, 'w') as f:
-            f.write('bench ansible_connection=local ansible_python_interpreter=%s\n' % shutil.which('python3'))
+            f.write('bench ansible_connection=local ansible_python_interpreter=%s\n' % self.python)
         self.trivial = os.path.join(workdir, 'trivial.yml')
         with open(self.trivial, 'w') as f:
             f.write('- hosts: bench\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {msg: hello}\n')

@@ -8,7 +8,8 @@
 One command (after ``./dev setup``, which makes ``.venv`` and ``.work/collections``)::
 
     .venv/bin/python bench/deploy_speed.py [--files 20000 --size-mb 200 --repeat 3 --out bench/results/deploy_speed.md]
-        [--ansistrano /path/to/ansistrano-deploy] [--baseline /path/to/other/checkout] [--apache-port 18150 | --no-apache]
+        [--ansistrano /path/to/ansistrano-deploy] [--baseline /path/to/other/checkout [--baseline-python PATH]]
+        [--apache-port 18150 | --no-apache]
         [--load N]
 
 On a generated site (the tree generator of ``bench/release_dir.py``), deploying from a directory
@@ -49,7 +50,10 @@ the lower bound of the deploy playbook on the machine, beside which the cost of 
 With ``--baseline PATH`` (another checkout of cutover.web, e.g. ``git worktree add /tmp/base COMMIT``),
 that checkout's deploy playbook, with and without the vhost (its own, on the port after the Mitogen
 column's), runs as columns of their own in the same interleaved run: a before/after of a change
-measured side by side, not in two runs at different moments.
+measured side by side, not in two runs at different moments. ``--baseline-python PATH`` has the
+baseline's modules run by another interpreter (the other columns' by default: Debian's
+``/usr/bin/python3``, as on the hosts users deploy to, else the ``python3`` on PATH, resolved); with
+this checkout as the baseline, that measures what the interpreter costs.
 
 With ``--load N`` (0, off, by default), every redeploy (one file changed, nothing changed) of every
 column runs twice in each repeat, interleaved: quiet, and while N keep-alive clients of
@@ -328,7 +332,7 @@ def baseline_ansible(args, workdir):
         log('baseline columns skipped: %s is no checkout of cutover.web (no playbooks/deploy.yml)' % path)
         return None
     os.makedirs(os.path.join(workdir, 'baseline'))
-    return Ansible(os.path.join(workdir, 'baseline'), args.venv, args.collections, repo=path)
+    return Ansible(os.path.join(workdir, 'baseline'), args.venv, args.collections, repo=path, python=args.baseline_python)
 
 
 class Floor(object):
@@ -417,6 +421,8 @@ def parse_args(argv):
                    'playbook run by its ansible-playbook with the mitogen_linear strategy as columns (skipped without it)')
     p.add_argument('--baseline', metavar='PATH', help='another checkout of cutover.web (e.g. git worktree add PATH '
                    'COMMIT): its deploy playbook, with and without the vhost, as columns of their own, interleaved')
+    p.add_argument('--baseline-python', metavar='PATH', help='the interpreter that runs the baseline columns\' modules '
+                   '(default: the other columns\', /usr/bin/python3 where it exists)')
     p.add_argument('--methods', default=','.join(TITLES),
                    help='comma-separated columns to run (cut and floor always run: the targets need them)')
     p.add_argument('--load', type=int, default=0, metavar='N',
@@ -667,9 +673,10 @@ def main(argv=None):
                 info['cpu'], info['nproc'], info['mem'], info['kernel'], info['fs'], info['rsync'], info['python']),
             '',
             'Site: %d files, %s, %d directories (seed %d). Deploy from a directory on the controller to this host '
-            '(local connection), keeping 5 releases; no Apache vhost but in the cutover_apache_vhost column. '
-            'Seconds, median (min-max) of %d repeats, the methods interleaved (who goes first rotates).' % (
-                tree['files'], mib(tree['bytes']), tree['dirs'], args.seed, args.repeat),
+            '(local connection, modules run by %s), keeping 5 releases; no Apache vhost but in the '
+            'cutover_apache_vhost column. Seconds, median (min-max) of %d repeats, the methods interleaved (who goes '
+            'first rotates).' % (tree['files'], mib(tree['bytes']), tree['dirs'], args.seed, ansible.python,
+                                 args.repeat),
             '',
             '| step | %s |' % ' | '.join(TITLES[key] for key in keys),
             '|%s' % (' --- |' * (len(keys) + 1)),
@@ -684,8 +691,8 @@ def main(argv=None):
                       'on ports %d and %d).'
                       % (site['vhost'].php, site['vhost'].port, site['mitogen_vhost'].port, site['base_vhost'].port)]
         if base is not None:
-            lines += ['', 'Baseline columns: the playbooks of the checkout at %s (%s), beside this one (%s).' % (
-                os.path.abspath(args.baseline), git_describe(args.baseline), git_describe(REPO))]
+            lines += ['', 'Baseline columns: the playbooks of the checkout at %s (%s), beside this one (%s); modules run by '
+                      '%s.' % (os.path.abspath(args.baseline), git_describe(args.baseline), git_describe(REPO), base.python)]
         if mitogen is not None:
             lines += ['', 'Mitogen columns: the same playbook run by %s with the mitogen_linear strategy of %s.' % (
                 os.path.join(args.mitogen, 'bin', 'ansible-playbook'), mitogen.env['ANSIBLE_STRATEGY_PLUGINS'])]
