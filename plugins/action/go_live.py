@@ -11,7 +11,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleError
 
 from ansible_collections.cutover.web.plugins.plugin_utils._controller import LockActionBase
-from ansible_collections.cutover.web.plugins.plugin_utils._push import push, refusal, source, target_refusal
+from ansible_collections.cutover.web.plugins.plugin_utils._push import basis_dirs, look, push, refusal, source
 
 
 class ActionModule(LockActionBase):
@@ -31,9 +31,13 @@ class ActionModule(LockActionBase):
                 src = source(self, options['src'])
             except AnsibleError as exc:
                 why = str(exc.message)
+        compared = True
         if why is None:
             # rsync would follow a symlink on its way into the staging area: the target is looked at first.
-            why = target_refusal(self, root, args['release']['src'], args['lock'])
+            dest = args['release']['src']
+            basis = basis_dirs(options.get('rsync_opts') or [], dest)
+            why, compared = look(self, root, dest, args['lock'], basis or ())
+            compared = compared or basis is None
         if why is not None:
             return dict(failed=True, changed=False, step='push', msg=why)
         if self._task.check_mode:
@@ -41,7 +45,7 @@ class ActionModule(LockActionBase):
                         msg='In check mode nothing is pushed into %s, and which release would go live is not known.'
                         % root)
         try:
-            pushed = push(self, options, src, args['release']['src'], task_vars)
+            pushed = push(self, options, src, args['release']['src'], task_vars, compared)
         except AnsibleError as exc:
             return dict(failed=True, changed=False, step='push', msg=str(exc.message))
         if pushed.get('failed'):

@@ -193,7 +193,11 @@ options:
         type: str
         required: true
       checksum:
-        description: [Compare file contents, not size and time (synchronize's C(checksum)).]
+        description:
+          - Compare file contents, not size and time (synchronize's C(checksum)), with the directories the options
+            C(--link-dest), C(--compare-dest) and C(--copy-dest) of O(push.rsync_opts) name.
+          - When none of them exists on the target (a first deploy's C(--link-dest) to C(current)), there is nothing
+            to compare with and C(rsync) is not asked to (it would read every file of the source once more for nothing).
         type: bool
         default: false
       rsync_opts:
@@ -321,7 +325,9 @@ lock_held:
   returned: when O(lock) is set and every step succeeded
   type: bool
 push:
-  description: With O(push), what was pushed where (C(src), C(dest)), and whether the push changed anything (C(changed)).
+  description:
+    - With O(push), what was pushed where (C(src), C(dest)), whether the push changed anything (C(changed)), and whether
+      C(rsync) compared file contents (C(checksum), O(push.checksum) when a directory to compare with existed).
   returned: with O(push), once the push was tried
   type: dict
 step:

@@ -62,8 +62,10 @@ def refusal(root, release, push, lock):
     return None
 
 
-# Printed by the shell command that looks at the target: the first word says what it found.
+# Printed by the shell command that looks at the target: "basis" when a directory rsync is to compare the push with
+# exists ($3 and on), else "none"; then a line whose first word says what it found.
 _LOOK = """
+r=$1; t=$2; shift 2; b=none; for d in "$@"; do if [ -d "$d" ]; then b=basis; fi; done; echo $b; set -- "$r" "$t"
 for p in "$1/.cutover" "$1/.cutover/staging" "$1/.cutover/deploy.lock"; do
   if [ -L "$p" ]; then printf 'link %s' "$p"; exit 0; fi
 done
@@ -73,17 +75,45 @@ if [ ! -f "$1/.cutover/deploy.lock" ]; then echo unlocked; exit 0; fi
 echo lock; head -c 65536 "$1/.cutover/deploy.lock"
 """
 
+# The rsync options that name a directory the destination's files are compared with.
+_BASIS = ('--link-dest', '--compare-dest', '--copy-dest')
 
-def target_refusal(action, root, dest, lock):
-    """Why the target does not let the push into ``dest`` run (see the module's docstring), in one sentence, or None.
-    ``lock`` is go_live's lock option (an owner and run id)."""
+
+def basis_dirs(rsync_opts, dest):
+    """The directories rsync compares the push into ``dest`` with (its --link-dest, --compare-dest and --copy-dest in
+    ``rsync_opts``, split as synchronize splits them; relative ones are relative to ``dest``), or None when the options
+    cannot be read."""
+    try:
+        words = [w for opt in rsync_opts for w in shlex.split(opt)]
+    except ValueError:
+        return None
+    found = []
+    for i, word in enumerate(words):
+        for name in _BASIS:
+            if word.startswith(name + '='):
+                found.append(word[len(name) + 1:])
+            elif word == name and i + 1 < len(words):
+                found.append(words[i + 1])
+    return [posixpath.join(dest, d) for d in found if d]
+
+
+def look(action, root, dest, lock, basis=()):
+    """``(why, compared)``: why the target does not let the push into ``dest`` run (see the module's docstring), in one
+    sentence, or None; and whether a directory of ``basis`` (basis_dirs()) exists there for rsync to compare the push
+    with. ``lock`` is go_live's lock option (an owner and run id)."""
     root = root.rstrip('/') or '/'
-    command = 'sh -c %s cutover-push %s %s' % (shlex.quote(_LOOK), shlex.quote(root), shlex.quote(dest))
+    command = 'sh -c %s cutover-push %s' % (shlex.quote(_LOOK), ' '.join(shlex.quote(a) for a in [root, dest] + list(basis)))
     answer = action._low_level_execute_command(command)
     out = to_text(answer.get('stdout', ''), errors='surrogate_or_strict')
+    compared, _sep, out = out.partition('\n')
     if answer.get('rc') != 0 or not out.strip():
         why = to_text(answer.get('stderr', ''), errors='surrogate_or_strict').strip() or 'exit code %s' % answer.get('rc')
-        return 'Cannot look at the staging area of %s before the push: %s.' % (root, why.rstrip('.'))
+        return 'Cannot look at the staging area of %s before the push: %s.' % (root, why.rstrip('.')), True
+    return _refusal(root, dest, lock, out), compared == 'basis'
+
+
+def _refusal(root, dest, lock, out):
+    """Why the push cannot run, as the shell command's output ``out`` (after its first line) says, or None."""
     word, _sep, rest = out.partition('\n') if out.startswith('lock') else out.strip().partition(' ')
     if word == 'link':
         return '%s is a symlink; cutover.web never follows links inside the root.' % rest
@@ -121,11 +151,15 @@ def source(action, src):
     return path
 
 
-def push(action, push, src, dest, task_vars):
+def push(action, push, src, dest, task_vars, compared=True):
     """Run ansible.posix.synchronize from ``action``'s task: ``src`` (the directory of the controller ``push['src']``
-    names, as source() found it) into ``dest`` on the target. Its result, with ``push`` saying what was pushed where."""
+    names, as source() found it) into ``dest`` on the target. Its result, with ``push`` saying what was pushed where.
+    When rsync has nothing to compare the new directory with (not ``compared``: no --link-dest directory exists, as
+    on a first deploy), ``push['checksum']`` is not passed on: rsync would read every file of the source once more
+    for nothing."""
+    checksum = compared and boolean(push.get('checksum', False), strict=False)
     task = action._task.copy()
-    task.args = dict(src=src.rstrip('/') + '/', dest=dest + '/', archive=True, checksum=boolean(push.get('checksum', False), strict=False),
+    task.args = dict(src=src.rstrip('/') + '/', dest=dest + '/', archive=True, checksum=checksum,
                      # Into a scratch directory nobody serves: holding each file back to the end of the transfer
                      # (synchronize's default) protects nothing and costs a second rename per file.
                      delay_updates=False, rsync_opts=list(push.get('rsync_opts') or []))
@@ -142,5 +176,5 @@ def push(action, push, src, dest, task_vars):
     finally:
         sync.cleanup()
     answer = dict(answer)
-    answer['push'] = dict(src=push['src'], dest=dest, changed=bool(answer.get('changed')))
+    answer['push'] = dict(src=push['src'], dest=dest, changed=bool(answer.get('changed')), checksum=checksum)
     return answer
