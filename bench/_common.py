@@ -423,12 +423,12 @@ def apache_modules():
 
 
 def remove_vhosts(names, ports, modules_before):
-    """Put Apache back as it was: no vhost (apache_vhost_name in names) or Listen line (ports) of
-    ours, the modules of before (apache_modules() taken before the apache_vhost role ran)."""
+    """Put Apache back as it was: no vhost (apache_vhost_name in names), record of its set-up or Listen line
+    (ports) of ours, the modules of before (apache_modules() taken before the apache_vhost role ran)."""
     for name in names:
         conf = 'cutover-%s.conf' % name
         for path in ('/etc/apache2/sites-enabled/' + conf, '/etc/apache2/sites-available/' + conf,
-                     '/etc/apache2/cutover/%s-release.conf' % name):
+                     '/etc/apache2/cutover/%s-release.conf' % name, '/var/lib/cutover-web/apache_vhost/%s.json' % name):
             if os.path.lexists(path):
                 os.unlink(path)
     ours = re.compile(r'^\s*Listen\s+(127\.0\.0\.1:)?(%s)\s*$' % '|'.join(str(port) for port in ports))

@@ -19,7 +19,10 @@ if ! ip link show $BRIDGE >/dev/null 2>&1; then
     ip addr add 10.77.0.1/24 dev $BRIDGE
     ip link set $BRIDGE up
 fi
-mkdir -p "$B/www" "$B/log-apache2" "$B/srv"
+mkdir -p "$B/www" "$B/log-apache2" "$B/srv" "$B/var-lib-cutover-web"
+# The apache_vhost role records each host's set-up in /var/lib/cutover-web: the host's own, not this machine's
+# (the directory here is only the mount point).
+mkdir -p /var/lib/cutover-web
 if [[ ! -d $B/etc-apache2 ]]; then
     # This machine's Apache configuration without the sites and ports other tests added.
     cp -a /etc/apache2 "$B/etc-apache2"
@@ -56,6 +59,7 @@ setsid ip netns exec "$N" unshare --mount --uts --pid --fork --mount-proc --prop
   mount --bind '$B/etc-apache2' /etc/apache2
   mount --bind '$B/log-apache2' /var/log/apache2
   mount --bind '$B/srv' /srv
+  mount --bind '$B/var-lib-cutover-web' /var/lib/cutover-web
   mount --bind '$B/hosts' /etc/hosts
   mount -t tmpfs tmpfs /run && mkdir -p /run/sshd /run/lock /run/apache2 /run/php
   exec /usr/sbin/sshd -D -f '$B/sshd_config'

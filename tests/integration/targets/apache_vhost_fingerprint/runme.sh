@@ -13,9 +13,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../setup_collection/collection.sh"
 OUT=$(mktemp -d)
 cleanup() {
-    a2dissite -q cutover-itfp >/dev/null 2>&1 || true
-    rm -f "$SITE" /etc/apache2/cutover/itfp-release.conf /var/lib/cutover-web/apache_vhost/itfp.json
-    sed -i '/^Listen 18151$/d' /etc/apache2/ports.conf
+    forget_site itfp 18151
     a2enmod -q rewrite headers >/dev/null 2>&1 || true
     apachectl graceful >/dev/null 2>&1 || true
     rm -rf /srv/cutover-it-fp "$OUT"

@@ -18,9 +18,9 @@ OUT=$(mktemp -d)
 # Whatever happens, this host's Apache is left without the test's site (a failed step would
 # otherwise leave it enabled for the tests after it).
 cleanup() {
-    a2dissite -q cutover-it >/dev/null 2>&1 || true
-    rm -f /etc/apache2/sites-available/cutover-it.conf /etc/apache2/cutover/it-release.conf /etc/apache2/cutover/it-copy-release.conf \
-        /etc/apache2/sites-enabled/000-it-shadow.conf
+    forget_site it 18080
+    forget_site it-copy
+    rm -f /etc/apache2/sites-enabled/000-it-shadow.conf
     apachectl graceful >/dev/null 2>&1 || true
     rm -rf /srv/cutover-it "$OUT"
 }

@@ -23,8 +23,7 @@ export ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
 
 cleanup() {
     [[ -n $LOAD_PID ]] && kill "$LOAD_PID" 2>/dev/null
-    a2dissite -q "cutover-$NAME" >/dev/null 2>&1 || true
-    rm -f "/etc/apache2/sites-available/cutover-$NAME.conf" "/etc/apache2/cutover/$NAME-release.conf"
+    forget_site "$NAME" "$PORT"
     apachectl graceful >/dev/null 2>&1 || true
     rm -rf "$ROOT" "$OUT"
 }

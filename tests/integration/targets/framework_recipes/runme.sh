@@ -23,14 +23,8 @@ SF_ROOT=/srv/cutover-it-symfony
 SF_PORT=18132
 
 cleanup() {
-    local name port
-    for name in laravel-it symfony-it; do
-        a2dissite -q "cutover-$name" >/dev/null 2>&1 || true
-        rm -f "/etc/apache2/sites-available/cutover-$name.conf" "/etc/apache2/cutover/$name-release.conf"
-    done
-    for port in $LV_PORT $SF_PORT; do
-        sed -i -E "/^\s*Listen\s+(127\.0\.0\.1:)?$port\s*$/d" /etc/apache2/ports.conf
-    done
+    forget_site laravel-it "$LV_PORT"
+    forget_site symfony-it "$SF_PORT"
     apachectl graceful >/dev/null 2>&1 || true
     rm -rf "$LV_ROOT" "$SF_ROOT" "$OUT"
 }

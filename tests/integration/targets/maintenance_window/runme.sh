@@ -14,9 +14,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../setup_collection/collection.sh"
 OUT=$(mktemp -d)
 cleanup() {
-    a2dissite -q cutover-itmaint >/dev/null 2>&1 || true
-    rm -f /etc/apache2/sites-available/cutover-itmaint.conf /etc/apache2/cutover/itmaint-release.conf \
-        /etc/apache2/sites-available/cutover-itmaint-plain.conf
+    forget_site itmaint 18093
+    rm -f /etc/apache2/sites-available/cutover-itmaint-plain.conf
     apachectl graceful >/dev/null 2>&1 || true
     rm -rf /srv/cutover-it-maint "$OUT"
 }

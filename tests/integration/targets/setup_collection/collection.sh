@@ -16,6 +16,20 @@ if [[ -z $COLL ]]; then
     exit 1
 fi
 
+# forget_site NAME [PORT...]: this host's Apache as it was before the target set up the apache_vhost role's site
+# NAME listening on PORT...: no vhost, release pointer, record of the set-up or Listen line of the site left (the
+# caller restarts Apache gracefully).
+forget_site() {
+    local name=$1 port
+    shift
+    a2dissite -q "cutover-$name" >/dev/null 2>&1 || true
+    rm -f "/etc/apache2/sites-available/cutover-$name.conf" "/etc/apache2/cutover/$name-release.conf" \
+        "/var/lib/cutover-web/apache_vhost/$name.json"
+    for port in "$@"; do
+        sed -i -E "/^\s*Listen\s+(127\.0\.0\.1:)?$port\s*$/d" /etc/apache2/ports.conf
+    done
+}
+
 # What every script target says and checks the same way; each step shows the seconds since the
 # script started, so a slow part of a slow target shows in the log.
 step() { printf '\n=== [%ss] %s\n' "$SECONDS" "$*"; }
