@@ -123,13 +123,20 @@ main() {
     [[ $EUID -eq 0 ]] || die "needs root (debootstrap, chroot, mounts)"
     [[ -d $IMAGE ]] || build_image
     prepare_root
+    local stopped=0
     if command -v apache2ctl >/dev/null && pgrep -x apache2 >/dev/null; then
         log "stopping this machine's Apache (ports 80 and 8080 are the fresh root's now)"
         apache2ctl stop || true
+        stopped=1
         for _ in $(seq 100); do pgrep -x apache2 >/dev/null || break; sleep 0.1; done
     fi
     local rc=0
     run_inside || rc=$?
+    # The fresh root's processes ended with its PID namespace: this machine's Apache gets its ports back.
+    if [[ $stopped -eq 1 ]]; then
+        log "starting this machine's Apache again"
+        apache2ctl start || log "this machine's Apache did not start again"
+    fi
     # The PID namespace ended with its last process; its mounts went with the mount namespace
     # (never seen here: propagation was private). Never remove through a mount all the same.
     if grep -q " $WORK/" /proc/self/mounts; then
