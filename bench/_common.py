@@ -422,9 +422,9 @@ def apache_modules():
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
 
-def remove_vhosts(names, ports, modules_before):
-    """Put Apache back as it was: no vhost (apache_vhost_name in names), record of its set-up or Listen line
-    (ports) of ours, the modules of before (apache_modules() taken before the apache_vhost role ran)."""
+def forget_sites(names, ports):
+    """No vhost, release pointer or record of its set-up of the apache_vhost sites ``names``, and no Listen line of
+    ``ports`` (as tests/integration/targets/setup_collection/collection.sh's forget_site); Apache not restarted."""
     for name in names:
         conf = 'cutover-%s.conf' % name
         for path in ('/etc/apache2/sites-enabled/' + conf, '/etc/apache2/sites-available/' + conf,
@@ -434,8 +434,16 @@ def remove_vhosts(names, ports, modules_before):
     ours = re.compile(r'^\s*Listen\s+(127\.0\.0\.1:)?(%s)\s*$' % '|'.join(str(port) for port in ports))
     with open('/etc/apache2/ports.conf') as f:
         lines = f.readlines()
-    with open('/etc/apache2/ports.conf', 'w') as f:
-        f.writelines(line for line in lines if not ours.match(line))
+    kept = [line for line in lines if not ours.match(line)]
+    if kept != lines:
+        with open('/etc/apache2/ports.conf', 'w') as f:
+            f.writelines(kept)
+
+
+def remove_vhosts(names, ports, modules_before):
+    """Put Apache back as it was: forget_sites(names, ports), and the modules of before (apache_modules() taken
+    before the apache_vhost role ran)."""
+    forget_sites(names, ports)
     now = apache_modules()
     # The PHP module depends on its MPM: off before the MPM goes; the MPM comes back before what needs it.
     off = sorted((m[:-5] for m in now if m.endswith('.load') and m not in modules_before),

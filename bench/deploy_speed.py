@@ -91,7 +91,7 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 
 from _common import (  # noqa: E402
-    Ansible, Changer, disk_usage, generate_tree, level, machine_info, mib, prepare_workdir, settle, warm)
+    Ansible, Changer, disk_usage, forget_sites, generate_tree, level, machine_info, mib, prepare_workdir, settle, warm)
 import zero_downtime  # noqa: E402
 
 T0 = time.perf_counter()
@@ -219,17 +219,7 @@ class ApacheSite(object):
     def remove(self):
         """No vhost, release pointer, record of the role's set-up, Listen line or log of the bench left; Apache
         restarted gracefully."""
-        conf = 'cutover-%s.conf' % self.NAME
-        for path in ('/etc/apache2/sites-enabled/' + conf, '/etc/apache2/sites-available/' + conf,
-                     '/etc/apache2/cutover/%s-release.conf' % self.NAME, '/var/lib/cutover-web/apache_vhost/%s.json' % self.NAME):
-            if os.path.lexists(path):
-                os.unlink(path)
-        with open('/etc/apache2/ports.conf') as f:
-            lines = f.readlines()
-        kept = [line for line in lines if ' '.join(line.split()) != 'Listen %d' % self.port]
-        if kept != lines:
-            with open('/etc/apache2/ports.conf', 'w') as f:
-                f.writelines(kept)
+        forget_sites([self.NAME], [self.port])
         subprocess.run(['apache2ctl', 'graceful'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         # The vhost's logs (Debian's APACHE_LOG_DIR), which the clients of --load grow by the hundred megabytes.
         for kind in ('error', 'access'):

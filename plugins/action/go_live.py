@@ -11,7 +11,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleError
 
 from ansible_collections.cutover.web.plugins.plugin_utils._controller import LockActionBase
-from ansible_collections.cutover.web.plugins.plugin_utils._push import basis_dirs, look, push, refusal, source
+from ansible_collections.cutover.web.plugins.plugin_utils._push import look, push, refusal, source
 
 
 class ActionModule(LockActionBase):
@@ -31,13 +31,9 @@ class ActionModule(LockActionBase):
                 src = source(self, options['src'])
             except AnsibleError as exc:
                 why = str(exc.message)
-        compared = True
         if why is None:
             # rsync would follow a symlink on its way into the staging area: the target is looked at first.
-            dest = args['release']['src']
-            basis = basis_dirs(options.get('rsync_opts') or [], dest)
-            why, compared = look(self, root, dest, args['lock'], basis or ())
-            compared = compared or basis is None
+            why, compared = look(self, root, args['release']['src'], args['lock'], options.get('rsync_opts') or [])
         if why is not None:
             return dict(failed=True, changed=False, step='push', msg=why)
         if self._task.check_mode:

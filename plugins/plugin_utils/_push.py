@@ -97,19 +97,21 @@ def basis_dirs(rsync_opts, dest):
     return [posixpath.join(dest, d) for d in found if d]
 
 
-def look(action, root, dest, lock, basis=()):
+def look(action, root, dest, lock, rsync_opts=()):
     """``(why, compared)``: why the target does not let the push into ``dest`` run (see the module's docstring), in one
-    sentence, or None; and whether a directory of ``basis`` (basis_dirs()) exists there for rsync to compare the push
-    with. ``lock`` is go_live's lock option (an owner and run id)."""
+    sentence, or None; and whether rsync will have something there to compare the push with: a directory named by
+    ``rsync_opts`` (basis_dirs()) exists, or the options cannot be read (then contents are compared as asked).
+    ``lock`` is go_live's lock option (an owner and run id)."""
     root = root.rstrip('/') or '/'
-    command = 'sh -c %s cutover-push %s' % (shlex.quote(_LOOK), ' '.join(shlex.quote(a) for a in [root, dest] + list(basis)))
+    basis = basis_dirs(rsync_opts, dest)
+    command = 'sh -c %s cutover-push %s' % (shlex.quote(_LOOK), ' '.join(shlex.quote(a) for a in [root, dest] + (basis or [])))
     answer = action._low_level_execute_command(command)
     out = to_text(answer.get('stdout', ''), errors='surrogate_or_strict')
-    compared, _sep, out = out.partition('\n')
+    found, _sep, out = out.partition('\n')
     if answer.get('rc') != 0 or not out.strip():
         why = to_text(answer.get('stderr', ''), errors='surrogate_or_strict').strip() or 'exit code %s' % answer.get('rc')
         return 'Cannot look at the staging area of %s before the push: %s.' % (root, why.rstrip('.')), True
-    return _refusal(root, dest, lock, out), compared == 'basis'
+    return _refusal(root, dest, lock, out), basis is None or found == 'basis'
 
 
 def _refusal(root, dest, lock, out):
