@@ -20,7 +20,7 @@ OUT=$(mktemp -d)
 cleanup() {
     forget_site it 18080
     forget_site it-copy
-    rm -f /etc/apache2/sites-enabled/000-it-shadow.conf
+    rm -f /etc/apache2/sites-enabled/000-it-shadow.conf /etc/apache2/sites-enabled/zzz-it-address.conf
     apachectl graceful >/dev/null 2>&1 || true
     rm -rf /srv/cutover-it "$OUT"
 }
@@ -261,10 +261,39 @@ play_fails deploy -e deploy_src="$HERE/files/v3"
 expect_output "The site it would not be served: $SHADOW (localhost), enabled before it, has a vhost on port 18080 that Apache would send every request on that port to instead, as this site has no apache_vhost_server_name."
 play_fails deploy -e deploy_src="$HERE/files/v3" -e '{"apache_vhost_server_aliases": ["www.it.localhost", "LOCALHOST"]}' -e apache_vhost_server_name=it.localhost
 expect_output "vhost on port 18080 that Apache would send the requests for localhost to instead. Give apache_vhost_server_name"
+# _default_:18080 is *:18080 to Apache 2.4 (apachectl -S lists it so).
+printf '<VirtualHost _default_:18080>\n    DocumentRoot /var/www/html\n</VirtualHost>\n' >"$SHADOW"
+play_fails deploy -e deploy_src="$HERE/files/v3"
+expect_output "$SHADOW (no ServerName), enabled before it, has a vhost on port 18080 that Apache would send every request on that port to instead"
 rm -f "$SHADOW"
 [[ $(sha256sum "$conf") == "$before" ]] || fail "a refused run changed $conf"
 [[ $(current) == "$V1" ]] || fail "a refused run moved current to $(current)"
 expect_page index.php "page v1"
+
+step "a vhost on an address of its own takes the requests to that address, whatever the order: refused when that is ours"
+# Enabled after this one (its file sorts last): Apache sends every request to 127.0.0.1:18080 or 192.0.2.1 to the
+# vhosts of those addresses, never to one on *:18080, whatever the names (seen with curl on this Apache).
+SHADOW=/etc/apache2/sites-enabled/zzz-it-address.conf
+printf '<VirtualHost 127.0.0.1:18080>\n    ServerName elsewhere.localhost\n    DocumentRoot /var/www/html\n</VirtualHost>\n' >"$SHADOW"
+play_fails deploy -e deploy_src="$HERE/files/v3"
+expect_output "The site it would not be served: $SHADOW (elsewhere.localhost) has a vhost on the address 127.0.0.1:18080, and Apache sends the requests to that address on port 18080 to its vhosts, never to one on \*:18080: every request to that address would go there instead, as this site has no apache_vhost_server_name."
+play_fails deploy -e deploy_src="$HERE/files/v3" -e apache_vhost_server_name=it.localhost
+expect_output "the deploy's requests for the release served (to 127.0.0.1) would go there instead. Give"
+printf '<VirtualHost 192.0.2.1>\n    ServerName IT.localhost\n    DocumentRoot /var/www/html\n</VirtualHost>\n' >"$SHADOW"
+play_fails deploy -e deploy_src="$HERE/files/v3" -e apache_vhost_server_name=it.localhost
+expect_output "(it.localhost) has a vhost on the address 192.0.2.1, and Apache sends the requests to that address on port 18080 to its vhosts, never to one on \*:18080: the requests for it.localhost would go there instead."
+[[ $(sha256sum "$conf") == "$before" ]] || fail "a refused run changed $conf"
+[[ $(current) == "$V1" ]] || fail "a refused run moved current to $(current)"
+# Not refused: another address's vhost that answers other names, a vhost on _default_:18080 read after this one, and
+# one on * (any port), which takes only what no vhost of the port takes.
+printf '%s\n' '<VirtualHost 192.0.2.1:18080 [2001:db8::1]:*>' '    ServerName elsewhere.localhost' '    DocumentRoot /var/www/html' \
+    '</VirtualHost>' '<VirtualHost _default_:18080>' '    DocumentRoot /var/www/html' '</VirtualHost>' \
+    '<VirtualHost *>' '    ServerName it.localhost' '    DocumentRoot /var/www/html' '</VirtualHost>' >"$SHADOW"
+play deploy -e deploy_src="$HERE/files/v1" -e "$SHARED" -e apache_vhost_server_name=it.localhost
+[[ $(current) == "$V1" ]] || fail "the deploy of v1 again moved current to $(current)"
+# Asked for by its name: the vhost on _default_:18080, with no ServerName, answers the server's own name (127.0.0.1 here).
+[[ $(curl -sS --max-time 10 -H 'Host: it.localhost' "$URL/index.php") == *"page v1"* ]] || fail "it.localhost is not served v1"
+rm -f "$SHADOW"
 
 step "deploy from an archive"
 tar czf "$OUT/v3.tar.gz" -C "$HERE/files/v3" .
