@@ -43,9 +43,10 @@ and their Listen lines are removed at the end. Other runs that use this
 host's Apache must not run at the same time (e.g. ``flock /tmp/cutover-apache.lock`` around both).
 ``--no-apache`` leaves that column out.
 
-The ``modules`` column runs the three module runs every deploy of the collection makes (the deploy lock, the
-push with ``ansible.posix.synchronize``, ``cutover.web.go_live``) as a playbook of three tasks and nothing else:
-the lower bound of the deploy playbook on the machine, beside which the cost of the roles' own tasks shows.
+The ``modules`` column runs the module runs a deploy of the collection makes (``cutover.web.go_live`` pushing with
+``ansible.posix.synchronize`` and taking the deploy lock, as the playbook does without a vhost set-up) as a playbook
+of one task and nothing else: the lower bound of the deploy playbook on the machine, beside which the cost of the
+roles' own tasks shows.
 
 With ``--baseline PATH`` (another checkout of cutover.web, e.g. ``git worktree add /tmp/base COMMIT``),
 that checkout's deploy playbook, with and without the vhost (its own, on the port after the Mitogen
@@ -124,30 +125,20 @@ class Cutover(object):
         return sorted(os.listdir(os.path.join(self.root, 'releases')))
 
 
-# The three module runs every deploy of this collection makes, and nothing else: the deploy lock (with the checks of
-# the root that must come before anything is written there), the push, and go_live. No role, no settings check, no
-# facts, no summary: what a deploy would cost if the roles' own tasks cost nothing.
+# The module runs a deploy of this collection makes, and nothing else: one task, go_live with a push that takes the
+# deploy lock (push.take_lock), as the deploy playbook's without a vhost set-up in the same play: the push
+# (synchronize's module run, on the controller) and go_live's (lock, release, switch, prune, lock given back); on a new
+# root deploy_lock's first. No role, no settings check, no facts, no summary: what a deploy would cost if the roles'
+# own tasks cost nothing.
 MODULES_PLAYBOOK = '''- hosts: bench
   gather_facts: false
   vars:
     scratch: "{{ root }}/.cutover/staging/push-{{ run }}.{{ started }}.0.ansible"
   tasks:
-    - name: Take the deploy lock
-      cutover.web.deploy_lock: {root: "{{ root }}", root_mode: "0755", owner: bench, run_id: "{{ run }}", ttl: 600,
-                                clear_staging: true}
-      changed_when: false
-    - name: Push the source
-      ansible.posix.synchronize:
-        src: "{{ src }}/"
-        dest: "{{ scratch }}/"
-        archive: true
-        checksum: true
-        delay_updates: false
-        rsync_opts: ["-F", "--link-dest={{ root }}/current/"]
-      changed_when: false
-    - name: Make the release, switch, prune and give the lock back
+    - name: Push the source, take the lock, make the release, switch, prune and give the lock back
       cutover.web.go_live:
         root: "{{ root }}"
+        push: {src: "{{ src }}", checksum: true, rsync_opts: ["-F", "--link-dest={{ root }}/current/"], take_lock: true}
         release: {src: "{{ scratch }}", move_source: true, checksum: true}
         prune: {keep: 5}
         lock: {owner: bench, run_id: "{{ run }}", ttl: 600, give_back: true}
@@ -364,7 +355,7 @@ TITLES = {
     'quick': 'cutover.web playbook, deploy_checksum: false',
     'floor': 'raw floor, rsync -a',
     'vhost': 'cutover.web playbook, cutover_apache_vhost: true',
-    'modules': 'its three module runs alone (deploy_lock, synchronize, go_live)',
+    'modules': 'its module runs alone (go_live with its push, taking the lock)',
     'ansistrano': 'ansistrano.deploy, rsync strategy',
     'mitogen': 'cutover.web playbook under Mitogen (mitogen_linear)',
     'mitogen_vhost': 'cutover.web playbook, cutover_apache_vhost: true, under Mitogen',

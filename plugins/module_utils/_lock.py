@@ -328,40 +328,55 @@ LOCK_OPTION = dict(type='dict', options=dict(
 
 
 @contextlib.contextmanager
-def holding(layout, owner, run_id=None, ttl=DEFAULT_TTL, give_back=False, check_mode=False, **controller):
+def holding(layout, owner, run_id=None, ttl=DEFAULT_TTL, give_back=False, check_mode=False, keep_on_failure=False,
+            **controller):
     """Hold the deploy lock for the body of a ``with`` statement.
 
     A lock another run holds fails before the body runs. A lock this owner and run id already hold
     (a caller that took it for longer work) is left held unless ``give_back`` (the last step of
     that work); one taken here is given back afterwards. Either is given back also when the body
-    fails. ``controller`` is passed on to :func:`acquire` (host, pid, pid_start, take_over_dead, ad_hoc).
+    fails, unless ``keep_on_failure``: then the lock stays held, taken here or before, for the caller
+    to act on the failure under it. ``controller`` is passed on to :func:`acquire` (host, pid,
+    pid_start, take_over_dead, ad_hoc).
     """
     layout.require_root()
     taken = acquire(layout, owner, run_id, ttl, check_mode=check_mode, **controller)
     try:
         yield taken
-    finally:
-        if (taken['changed'] or give_back) and not check_mode:
+    except BaseException:
+        if (taken['changed'] or give_back) and not keep_on_failure and not check_mode:
             release(layout, owner, run_id)
+        raise
+    if (taken['changed'] or give_back) and not check_mode:
+        release(layout, owner, run_id)
 
 
 def with_lock_option(lock, layout, act, check_mode=False, keep_on_failure=False):
     """Return ``act(layout)``, run under the module option ``lock`` (a dict, or None for no lock).
 
     The result tells in ``lock_held`` whether this run still holds the lock after the task; a lock
-    taken over is said in a warning. With ``keep_on_failure``, a lock this run held before is given
-    back (``give_back``) only when ``act`` succeeds, so that a caller acts on the failure under it.
+    taken over is said in a warning. With ``keep_on_failure``, the lock stays held when ``act`` fails
+    (raising a CutoverError whose details then say ``lock_held``), so that a caller acts on the failure
+    under it: a lock this run held before, and one taken here when the failure changed something
+    (the error's ``changed`` detail).
     """
     if lock is None:
         return act(layout)
     controller = dict((k, lock.get(k)) for k in CONTROLLER_OPTIONS)
-    with holding(layout, lock['owner'], lock['run_id'], lock['ttl'], lock['give_back'] and not keep_on_failure,
-                 check_mode, **controller) as taken:
+    with holding(layout, lock['owner'], lock['run_id'], lock['ttl'], lock['give_back'], check_mode, keep_on_failure,
+                 **controller) as taken:
         if taken['warning']:
             warn(taken['warning'])
-        result = act(layout)
-    if keep_on_failure and lock['give_back'] and not taken['changed'] and not check_mode:
-        release(layout, lock['owner'], lock['run_id'])
+        try:
+            result = act(layout)
+        except CutoverError as exc:
+            if keep_on_failure and not check_mode:
+                # A lock taken here for a run that failed before changing anything is given back: there is nothing
+                # to act on under it, and a refusal changes nothing.
+                exc.details['lock_held'] = not taken['changed'] or bool(exc.details.get('changed'))
+                if not exc.details['lock_held']:
+                    release(layout, lock['owner'], lock['run_id'])
+            raise
     result['lock_held'] = not (taken['changed'] or lock['give_back'])
     return result
 

@@ -24,7 +24,7 @@ description:
     it did (RV(release), RV(switch)), so that the caller can mark a release that never went live V(failed) or
     switch back to RV(switch.previous_release) when the step failed after the switch. This module never switches
     back by itself. The lock stays held when a step fails, also with O(lock.give_back=true), so the caller does
-    that under it.
+    that under it; a lock this module run took is given back when the step that failed changed nothing.
 author:
   - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
@@ -179,12 +179,14 @@ options:
         a new directory directly in C(<root>/.cutover/staging), with a plain name, and O(release.move_source=true), so
         the pushed directory becomes the release.
       - Only a run that holds the deploy lock pushes (O(lock), held already, as the P(cutover.web.deploy_lock#module)
-        module takes it). The target is looked at first, by one shell command, since C(rsync) would follow a symlink
-        on its way. The state directory C(<root>/.cutover) and the staging area must be real directories, the directory
-        pushed into must not exist, and the lock must hold this run's O(lock.owner) and O(lock.run_id).
+        module takes it), or, with O(push.take_lock), one that takes it in this task. The target is looked at first,
+        by one shell command, since C(rsync) would follow a symlink on its way. The state directory C(<root>/.cutover)
+        and the staging area must be real directories, the directory pushed into must not exist, and the lock must hold
+        this run's O(lock.owner) and O(lock.run_id) (or be free, with O(push.take_lock)).
       - Anything else is refused before anything is pushed.
       - A push that fails fails the task with RV(step=push) and RV(push), the directory the caller removes (what was
-        written of it is left, as a synchronize task leaves it). The module does not run then, and the lock stays held.
+        written of it is left, as a synchronize task leaves it). The module does not run then, and the lock stays as it
+        was (RV(lock_held) says whether this run holds it, with O(push.take_lock)).
       - In check mode nothing is pushed and the module does not run; the task says a release would be made.
     type: dict
     suboptions:
@@ -208,6 +210,28 @@ options:
         type: list
         elements: str
         default: []
+      take_lock:
+        description:
+          - Take the deploy lock in this task, for a caller that does not hold it yet; one module run fewer than
+            P(cutover.web.deploy_lock#module) first.
+          - When the lock is free and the staging area exists and is empty, the push runs first and the module run takes
+            the lock before it makes the release. A deploy that takes the lock meanwhile clears the staging area by moving each
+            entry into the trash at once, so a push it clears is gone from its name, never half there, and the module run
+            refuses the missing source.
+          - When the root is new (it has no staging area), the lock holds another run's record, or the staging area holds
+            what an earlier run left (a run killed while pushing takes no lock), the action takes the lock first, before
+            the push, with P(cutover.web.deploy_lock#module) (O(push.root_mode), and
+            O(cutover.web.deploy_lock#module:clear_staging=true)), which refuses a lock another live run holds (RV(step=lock)),
+            having pushed nothing.
+          - When a step after the push fails having changed something, the lock stays held, as one held before the
+            task does.
+        type: bool
+        default: false
+      root_mode:
+        description:
+          - With O(push.take_lock), the mode of a root made by this task (O(cutover.web.deploy_lock#module:root_mode)).
+        type: str
+        default: '0755'
   prune:
     description:
       - Once the release is live, prune old releases as M(cutover.web.prune_releases) does with these options
@@ -322,16 +346,23 @@ pruned:
   type: dict
 lock_held:
   description: With O(lock), whether this run still holds the deploy lock after the task.
-  returned: when O(lock) is set and every step succeeded
+  returned: >-
+    when O(lock) is set and every step succeeded, or a step failed (V(true) unless this module run took the lock and
+    the step changed nothing); with O(push.take_lock), also when the task failed before the module ran
   type: bool
 push:
   description:
     - With O(push), what was pushed where (C(src), C(dest)), whether the push changed anything (C(changed)), and whether
       C(rsync) compared file contents (C(checksum), O(push.checksum) when a directory to compare with existed).
+    - With O(push.take_lock), C(locked_first) says whether P(cutover.web.deploy_lock#module) took the lock before the
+      push (a new root, another run's record in the lock, or leftovers in the staging area), rather than the module
+      run after it.
   returned: with O(push), once the push was tried
   type: dict
 step:
-  description: The step that failed - V(push) (with O(push)), V(vhost) (with O(find_vhost)), V(release), V(shared), V(switch) or V(prune).
+  description:
+    - The step that failed - V(lock) (with O(push.take_lock)), V(push) (with O(push)), V(vhost) (with O(find_vhost)),
+      V(release), V(shared), V(switch) or V(prune).
   returned: failure
   type: str
 """
@@ -441,7 +472,9 @@ def main():
             prune=dict(type='dict', options=PRUNE_OPTIONS),
             # Run by the action plugin on the controller, which takes it out of the module's options.
             push=dict(type='dict', options=dict(src=dict(type='str', required=True), checksum=dict(type='bool', default=False),
-                                                rsync_opts=dict(type='list', elements='str', default=[]))),
+                                                rsync_opts=dict(type='list', elements='str', default=[]),
+                                                take_lock=dict(type='bool', default=False),
+                                                root_mode=dict(type='str', default='0755'))),
         ),
         mutually_exclusive=[('vhost', 'find_vhost')],
     )

@@ -62,15 +62,24 @@ class LockActionBase(ActionBase):
         del tmp
         task_vars = task_vars or {}
         args = dict(self._task.args)
-        before = self.before_module(args, task_vars)
-        if before is not None:
-            return merge_hash(result, before)
-        lock = args
-        if self.LOCK_OPTION is not None:
-            lock = args.get(self.LOCK_OPTION)
-            lock = dict(lock) if isinstance(lock, dict) else None
-            if lock is not None:
-                args[self.LOCK_OPTION] = lock
+        try:
+            before = self.before_module(args, task_vars)
+            if before is not None:
+                return merge_hash(result, before)
+            lock = args
+            if self.LOCK_OPTION is not None:
+                lock = args.get(self.LOCK_OPTION)
+                lock = dict(lock) if isinstance(lock, dict) else None
+                if lock is not None:
+                    args[self.LOCK_OPTION] = lock
+            answer = self.execute_locked(self.MODULE, args, lock, task_vars)
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return merge_hash(result, self.after_module(answer))
+
+    def execute_locked(self, module, args, lock, task_vars):
+        """Run ``module`` with ``args``, whose lock options are the dict ``lock`` (or None: no lock), filled in here with
+        this controller's identity; once more, taking the lock over, when a dead run of this host holds it."""
         me = identity()
         if lock is not None:
             if lock.get('pid') is None:
@@ -79,15 +88,12 @@ class LockActionBase(ActionBase):
                     lock.setdefault('pid_start', me['pid_start'])
             lock.setdefault('host', me['host'])
             lock.setdefault('ad_hoc', ad_hoc_prefix(self._task, self._play_context, task_vars))
-        try:
-            answer = self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars)
-            if (lock is not None and answer.get('failed') and answer.get('lock_busy')
-                    and lock.get('take_over_dead') is None and holder_is_dead(answer.get('holder'), me['host'])):
-                lock['take_over_dead'] = answer['holder']['run_id']
-                answer = self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars)
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        return merge_hash(result, self.after_module(answer))
+        answer = self._execute_module(module_name=module, module_args=args, task_vars=task_vars)
+        if (lock is not None and answer.get('failed') and answer.get('lock_busy')
+                and lock.get('take_over_dead') is None and holder_is_dead(answer.get('holder'), me['host'])):
+            lock['take_over_dead'] = answer['holder']['run_id']
+            answer = self._execute_module(module_name=module, module_args=args, task_vars=task_vars)
+        return answer
 
     def before_module(self, args, task_vars):
         """What runs on the controller before the module, given its options (``args``, which it may change): None,

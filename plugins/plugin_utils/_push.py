@@ -8,7 +8,10 @@ module (cutover.web.go_live's ``push`` option): ansible.posix.synchronize's acti
 it, with this task's connection, variables and privilege escalation, so that a deploy pushes and goes live in one task.
 
 Only a new directory directly in ``<root>/.cutover/staging`` is pushed into, only by a run that holds the root's
-deploy lock, and only from a directory of the controller: anything else is refused, having pushed nothing. rsync
+deploy lock or, with ``push.take_lock``, finds it free and has the module run take it after the push (a run that takes
+the lock meanwhile clears the staging area by moving each entry into the trash at once: a push it clears is gone from
+its name, never half there, and the module run refuses the missing source), and only from a directory of the
+controller: anything else is refused, having pushed nothing. rsync
 follows a symlink on the way to its destination, so the target is looked at first (one shell command, no module run):
 the state directory and the staging area must be real directories (the rule every module of the collection goes by,
 Layout.check_state), the directory pushed into must not exist, and the lock must hold this run's record. A push that
@@ -41,7 +44,7 @@ def refusal(root, release, push, lock):
     root = root.rstrip('/') or '/'
     if not isinstance(push, dict) or not isinstance(push.get('src'), str) or not push['src']:
         return 'The push into %s needs push.src, the directory of the controller to push.' % root
-    unknown = sorted(set(push) - {'src', 'checksum', 'rsync_opts'})
+    unknown = sorted(set(push) - {'src', 'checksum', 'rsync_opts', 'take_lock', 'root_mode'})
     if unknown:
         return 'The push into %s does not take push.%s.' % (root, ', push.'.join(unknown))
     opts = push.get('rsync_opts') or []
@@ -57,15 +60,17 @@ def refusal(root, release, push, lock):
         return ('The push into %s needs release.move_source=true: the pushed directory %s becomes the release.'
                 % (root, dest))
     if not isinstance(lock, dict) or not lock.get('owner'):
-        return ('The push into %s needs the lock option: only a run that holds the deploy lock pushes into the staging '
-                'area %s.' % (root, staging))
+        return ('The push into %s needs the lock option: only a run that holds the deploy lock, or takes it after the '
+                'push (push.take_lock), pushes into the staging area %s.' % (root, staging))
     return None
 
 
 # Printed by the shell command that looks at the target: "basis" when a directory rsync is to compare the push with
-# exists ($3 and on), else "none"; then a line whose first word says what it found.
+# exists ($3 and on), else "none", and "empty" when the staging area holds nothing (else "held"); then a line whose
+# first word says what it found.
 _LOOK = """
-r=$1; t=$2; shift 2; b=none; for d in "$@"; do if [ -d "$d" ]; then b=basis; fi; done; echo $b; set -- "$r" "$t"
+r=$1; t=$2; shift 2; b=none; for d in "$@"; do if [ -d "$d" ]; then b=basis; fi; done; set -- "$r" "$t"
+if [ -z "$(ls -A "$1/.cutover/staging" 2>/dev/null | head -c 1)" ]; then echo "$b empty"; else echo "$b held"; fi
 for p in "$1/.cutover" "$1/.cutover/staging" "$1/.cutover/deploy.lock"; do
   if [ -L "$p" ]; then printf 'link %s' "$p"; exit 0; fi
 done
@@ -97,21 +102,35 @@ def basis_dirs(rsync_opts, dest):
     return [posixpath.join(dest, d) for d in found if d]
 
 
-def look(action, root, dest, lock, rsync_opts=()):
-    """``(why, compared)``: why the target does not let the push into ``dest`` run (see the module's docstring), in one
-    sentence, or None; and whether rsync will have something there to compare the push with: a directory named by
-    ``rsync_opts`` (basis_dirs()) exists, or the options cannot be read (then contents are compared as asked).
-    ``lock`` is go_live's lock option (an owner and run id)."""
+def look(action, root, dest, lock, rsync_opts=(), take=False):
+    """``(why, compared, first)``: why the target does not let the push into ``dest`` run (see the module's docstring),
+    in one sentence, or None; whether rsync will have something there to compare the push with (a directory named by
+    ``rsync_opts``, basis_dirs(), exists, or the options cannot be read: then contents are compared as asked); and,
+    with ``take`` (push.take_lock), whether the lock must be taken before the push (a new root has no staging area,
+    another run's record is in the lock, which only cutover.web.deploy_lock judges, or the staging area holds what a run
+    that was killed left, which deploy_lock clears before the push needs the space) rather than by the module run after
+    it (the lock is free, the staging area empty). ``lock`` is go_live's lock option (an owner and run id)."""
     root = root.rstrip('/') or '/'
     basis = basis_dirs(rsync_opts, dest)
     command = 'sh -c %s cutover-push %s' % (shlex.quote(_LOOK), ' '.join(shlex.quote(a) for a in [root, dest] + (basis or [])))
     answer = action._low_level_execute_command(command)
     out = to_text(answer.get('stdout', ''), errors='surrogate_or_strict')
     found, _sep, out = out.partition('\n')
+    found = found.split()
     if answer.get('rc') != 0 or not out.strip():
         why = to_text(answer.get('stderr', ''), errors='surrogate_or_strict').strip() or 'exit code %s' % answer.get('rc')
-        return 'Cannot look at the staging area of %s before the push: %s.' % (root, why.rstrip('.')), True
-    return _refusal(root, dest, lock, out), basis is None or found == 'basis'
+        return 'Cannot look at the staging area of %s before the push: %s.' % (root, why.rstrip('.')), True, False
+    compared = basis is None or found[:1] == ['basis']
+    if take:
+        word = out.split(None, 1)[0]
+        if word == 'unlocked' and found[1:] == ['empty']:
+            return None, compared, False
+        # What a run that was killed left in the staging area is cleared before the push, which might not fit beside it.
+        if word == 'unlocked':
+            return None, compared, True
+        if word == 'staging' or (word == 'lock' and _refusal(root, dest, lock, out) is not None):
+            return None, compared, True
+    return _refusal(root, dest, lock, out), compared, False
 
 
 def _refusal(root, dest, lock, out):

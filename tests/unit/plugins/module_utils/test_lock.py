@@ -277,6 +277,28 @@ def test_holding_with_give_back_gives_back_also_when_the_body_fails(layout):
     assert not os.path.exists(layout.lock_file)
 
 
+@pytest.mark.parametrize('held_before', [False, True])
+def test_holding_with_keep_on_failure_keeps_the_lock_when_the_body_fails(layout, held_before):
+    """Taken here or held before: the caller switches back or marks the release under it."""
+    os.makedirs(layout.root)
+    if held_before:
+        acquire(layout, 'alice', run_id='run-1')
+    with pytest.raises(CutoverError, match='switch failed'):
+        with holding(layout, 'alice', run_id='run-1', give_back=True, keep_on_failure=True):
+            raise CutoverError('switch failed')
+    assert lock_owner(layout) == 'alice'
+
+
+@pytest.mark.parametrize('held_before', [False, True])
+def test_holding_with_keep_on_failure_gives_back_when_the_body_succeeds(layout, held_before):
+    os.makedirs(layout.root)
+    if held_before:
+        acquire(layout, 'alice', run_id='run-1')
+    with holding(layout, 'alice', run_id='run-1', give_back=True, keep_on_failure=True) as taken:
+        assert taken['changed'] is not held_before
+    assert not os.path.exists(layout.lock_file)
+
+
 def test_holding_with_give_back_leaves_a_lock_another_run_holds(layout):
     os.makedirs(layout.root)
     acquire(layout, 'bob', run_id='run-2')
