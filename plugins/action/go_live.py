@@ -7,7 +7,8 @@
 (plugin_utils/_push.py); then the module, with the deploy lock's controller side (plugin_utils/_controller.py).
 
 With ``push.take_lock``, a run that does not hold the deploy lock yet pushes while the lock is free and the module run
-takes it; when the root is new or the lock holds another run's record, cutover.web.deploy_lock takes it first, here,
+takes it; when the root is new, the lock holds another run's record or the staging area holds leftovers,
+cutover.web.deploy_lock takes it first, here,
 as the deploy role's own task would (making the root, clearing the staging area), and the push follows under it."""
 
 from __future__ import annotations
