@@ -5,8 +5,8 @@
 
 """The record of an apache_vhost set-up: the digest of its settings and of the state of what it manages, found by
 probes (files, globs, greps, running processes) that are read again on every check. Written by
-cutover.web.vhost_fingerprint (state=present); checked by it (state=check) and by cutover.web.deploy_lock
-(vhost_record), so that a deploy learns in its first module run whether the set-up can be skipped."""
+cutover.web.vhost_fingerprint (state=present); checked by it (state=check) and by cutover.web.deploy_lock and
+cutover.web.go_live (vhost_record), so that a deploy learns in its first module run whether the set-up can be skipped."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ import re
 import stat
 
 FORMAT = 1
+
+# The ``vhost_record`` option of the modules that check a record in their own run (deploy_lock, go_live).
+RECORD_OPTION = dict(type='dict', options=dict(path=dict(type='path', required=True),
+                                               settings=dict(type='dict', required=True)))
 
 
 def digest(value):

@@ -336,8 +336,9 @@ def holding(layout, owner, run_id=None, ttl=DEFAULT_TTL, give_back=False, check_
     (a caller that took it for longer work) is left held unless ``give_back`` (the last step of
     that work); one taken here is given back afterwards. Either is given back also when the body
     fails, unless ``keep_on_failure``: then the lock stays held, taken here or before, for the caller
-    to act on the failure under it. ``controller`` is passed on to :func:`acquire` (host, pid,
-    pid_start, take_over_dead, ad_hoc).
+    to act on the failure under it. A body that stopped short of the work, for the caller to do something
+    first and come back under the same lock, sets ``keep`` in the dict it is given: the lock stays held.
+    ``controller`` is passed on to :func:`acquire` (host, pid, pid_start, take_over_dead, ad_hoc).
     """
     layout.require_root()
     taken = acquire(layout, owner, run_id, ttl, check_mode=check_mode, **controller)
@@ -347,7 +348,7 @@ def holding(layout, owner, run_id=None, ttl=DEFAULT_TTL, give_back=False, check_
         if (taken['changed'] or give_back) and not keep_on_failure and not check_mode:
             release(layout, owner, run_id)
         raise
-    if (taken['changed'] or give_back) and not check_mode:
+    if (taken['changed'] or give_back) and not taken.get('keep') and not check_mode:
         release(layout, owner, run_id)
 
 
@@ -358,10 +359,13 @@ def with_lock_option(lock, layout, act, check_mode=False, keep_on_failure=False)
     taken over is said in a warning. With ``keep_on_failure``, the lock stays held when ``act`` fails
     (raising a CutoverError whose details then say ``lock_held``), so that a caller acts on the failure
     under it: a lock this run held before, and one taken here when the failure changed something
-    (the error's ``changed`` detail).
+    (the error's ``changed`` detail). A result with ``keep_lock`` true (taken out of it) says that ``act`` stopped
+    short of its work for the caller to do something under the lock first: the lock stays held.
     """
     if lock is None:
-        return act(layout)
+        result = act(layout)
+        result.pop('keep_lock', None)
+        return result
     controller = dict((k, lock.get(k)) for k in CONTROLLER_OPTIONS)
     with holding(layout, lock['owner'], lock['run_id'], lock['ttl'], lock['give_back'], check_mode, keep_on_failure,
                  **controller) as taken:
@@ -377,7 +381,8 @@ def with_lock_option(lock, layout, act, check_mode=False, keep_on_failure=False)
                 if not exc.details['lock_held']:
                     release(layout, lock['owner'], lock['run_id'])
             raise
-    result['lock_held'] = not (taken['changed'] or lock['give_back'])
+        taken['keep'] = bool(result.pop('keep_lock', False))
+    result['lock_held'] = (taken['keep'] and not check_mode) or not (taken['changed'] or lock['give_back'])
     return result
 
 

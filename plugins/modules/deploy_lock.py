@@ -30,6 +30,7 @@ author:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._attributes
+  - cutover.web._vhost_record
   - cutover.web._attributes.full
 attributes:
   idempotent:
@@ -111,16 +112,6 @@ options:
         with O(cutover.web.vhost_fingerprint#module:state=check) does with these options (RV(vhost_record)), so that
         a deploy that sets the site up skips the set-up without a module run of its own. Read-only, before the
         lock is asked.
-    type: dict
-    suboptions:
-      path:
-        description: [The record, as M(cutover.web.vhost_fingerprint) takes it.]
-        type: path
-        required: true
-      settings:
-        description: [The settings of the set-up, as M(cutover.web.vhost_fingerprint) takes them.]
-        type: dict
-        required: true
 seealso:
   - module: cutover.web.prune_releases
     description: Removes old releases and staging leftovers, and gives the lock back.
@@ -201,7 +192,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.cutover.web.plugins.module_utils._fingerprint import check_record
+from ansible_collections.cutover.web.plugins.module_utils._fingerprint import RECORD_OPTION, check_record
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import CONTROLLER_OPTIONS, DEFAULT_TTL, acquire, check_ttl, release
 from ansible_collections.cutover.web.plugins.module_utils._module import octal_mode, run
@@ -265,8 +256,7 @@ def main():
             force=dict(type='bool', default=False),
             root_mode=dict(type='raw'),
             clear_staging=dict(type='bool', default=False),
-            vhost_record=dict(type='dict', options=dict(path=dict(type='path', required=True),
-                                                        settings=dict(type='dict', required=True))),
+            vhost_record=RECORD_OPTION,
             **CONTROLLER_OPTIONS
         ),
         supports_check_mode=True,

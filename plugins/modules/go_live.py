@@ -30,6 +30,7 @@ author:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._lock
+  - cutover.web._vhost_record
   - cutover.web._attributes
 options:
   release:
@@ -136,7 +137,7 @@ options:
         refused before the switch.
     type: dict
     suboptions:
-      path: {description: [vhost_release's O(cutover.web.vhost_release#module:path), the site's release pointer.], type: path, required: true}
+      path: {description: ["vhost_release's O(cutover.web.vhost_release#module:path), the site's release pointer."], type: path, required: true}
       webroot: {description: [vhost_release's O(cutover.web.vhost_release#module:webroot).], type: str, default: ''}
       validate: {description: [vhost_release's O(cutover.web.vhost_release#module:validate).], type: str, required: true}
       restart: {description: [vhost_release's O(cutover.web.vhost_release#module:restart).], type: list, elements: str, required: true}
@@ -167,10 +168,21 @@ options:
         type: str
         default: ''
       setting:
-        description: [The caller's setting that names the site, said when several serve the root or the one named is refused.]
+        description: ["The caller's setting that names the site, said when several serve the root or the one named is refused."]
         type: str
         default: the vhost name
       timeout: {description: [vhost_release's O(cutover.web.vhost_release#module:timeout).], type: int, default: 10}
+  vhost_record:
+    description:
+      - First, under the lock, find out whether the Apache site of the P(cutover.web.apache_vhost#role) role is as its
+        last set-up left it, as M(cutover.web.vhost_fingerprint) with
+        O(cutover.web.vhost_fingerprint#module:state=check) does with these options (RV(vhost_record)), so that a
+        deploy that sets the site up learns it in the task that goes live, with no module run of its own.
+      - When it is, the steps run as without this option (with O(find_vhost), the site is served as its record says).
+      - When it is not (a setting or something the set-up manages changed, or no record), the module stops before it
+        makes the release, having changed nothing, and says so (RV(set_up_first)); the deploy lock stays held, taken
+        by this task or before, and so does the push (RV(push)), for the caller to set the site up under the lock and
+        run the task again without O(push) and O(vhost_record) (the P(cutover.web.deploy#role) role does).
   push:
     description:
       - First push a directory of the controller into O(release.src) on the target, as C(ansible.posix.synchronize)
@@ -191,7 +203,7 @@ options:
     type: dict
     suboptions:
       src:
-        description: [A directory of the controller; relative, found as synchronize finds its C(src).]
+        description: ["A directory of the controller; relative, found as synchronize finds its C(src)."]
         type: str
         required: true
       checksum:
@@ -359,6 +371,20 @@ push:
       run after it.
   returned: with O(push), once the push was tried
   type: dict
+vhost_record:
+  description:
+    - With O(vhost_record), what M(cutover.web.vhost_fingerprint) with O(cutover.web.vhost_fingerprint#module:state=check)
+      returns (C(unchanged), C(remembered), C(fingerprint)), as P(cutover.web.deploy_lock#module) returns it
+      (RV(cutover.web.deploy_lock#module:vhost_record)); the P(cutover.web.apache_vhost#role) role takes it as
+      O(cutover.web.apache_vhost#role:main:apache_vhost_record_check).
+  returned: with O(vhost_record), once the lock is held
+  type: dict
+set_up_first:
+  description:
+    - Whether the module stopped before making the release because the site is not as its last set-up left it
+      (O(vhost_record)); the lock (RV(lock_held)) and the push are kept for the caller's set-up and second run.
+  returned: with O(vhost_record)
+  type: bool
 step:
   description:
     - The step that failed - V(lock) (with O(push.take_lock)), V(push) (with O(push)), V(vhost) (with O(find_vhost)),
@@ -370,6 +396,7 @@ step:
 import functools
 
 from ansible_collections.cutover.web.plugins.module_utils._build import RELEASE_OPTIONS, present_release
+from ansible_collections.cutover.web.plugins.module_utils._fingerprint import RECORD_OPTION, check_record
 from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, with_lock_option
 from ansible_collections.cutover.web.plugins.module_utils._module import os_error, run
 from ansible_collections.cutover.web.plugins.module_utils._prune import PRUNE_OPTIONS, prune
@@ -429,6 +456,13 @@ def go_live(module, layout):
                            path=layout.root)
     check = module.check_mode
     steps = Steps(layout)
+    if p['vhost_record']:
+        # Read-only: a record that cannot be checked (damaged, a probe's regular expression wrong) says "set up again".
+        record = steps.result['vhost_record'] = check_record(p['vhost_record']['path'], p['vhost_record']['settings'])
+        steps.result['set_up_first'] = not record['unchanged']
+        if steps.result['set_up_first']:
+            # Nothing made yet: the caller sets the site up under the lock this run holds, and runs again.
+            return dict(steps.result, diff=[], keep_lock=True)
     vhost = p['vhost']
     if vhost is None and p['find_vhost']:
         vhost = steps.step('vhost', lambda: found_vhost(layout.root, p['find_vhost']) or {})
@@ -469,6 +503,7 @@ def main():
             shared=dict(type='dict', options=SHARED_OPTIONS),
             vhost=dict(type='dict', options=dict((k, v) for k, v in VHOST_OPTIONS.items() if k != 'content')),
             find_vhost=dict(type='dict', options=FIND_OPTIONS),
+            vhost_record=RECORD_OPTION,
             prune=dict(type='dict', options=PRUNE_OPTIONS),
             # Run by the action plugin on the controller, which takes it out of the module's options.
             push=dict(type='dict', options=dict(src=dict(type='str', required=True), checksum=dict(type='bool', default=False),

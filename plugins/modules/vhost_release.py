@@ -123,7 +123,7 @@ options:
         type: str
         default: ''
       setting:
-        description: [The caller's setting that names the site, said when several serve the root or the one named is refused.]
+        description: ["The caller's setting that names the site, said when several serve the root or the one named is refused."]
         type: str
         default: the vhost name
       timeout: {description: [As O(timeout).], type: int, default: 10}

@@ -200,6 +200,9 @@ before=$(sha256sum "$conf")
 play_fails deploy -e deploy_src="$HERE/files/v2" -e '{"apache_vhost_extra": ["BogusDirective on"]}'
 [[ $(sha256sum "$conf") == "$before" ]] || fail "the broken template reached $conf"
 expect_page index.php "page v1"
+# The task that pushed took the lock and found the site's set-up changed; the set-up failed under that lock.
+[[ ! -e $ROOT/.cutover/deploy.lock ]] || fail "the deploy whose set-up failed kept its lock"
+[[ -z $(ls -A "$ROOT/.cutover/staging") ]] || fail "the deploy whose set-up failed left $(ls -A "$ROOT/.cutover/staging") in the staging area"
 
 step "two deploys in one play, the second stopping before it goes live: its lock is given back"
 # The first goes live in one module run, which gives its lock back; the second must not take that result for its own.

@@ -209,3 +209,46 @@ def test_a_site_whose_port_nothing_says_is_refused_changing_nothing(site, apache
     assert refused['rc'] == 1 and not refused.get('changed') and refused['step'] == 'vhost'
     assert refused['msg'].startswith('The Apache site shop serves releases of %s, but neither the record' % site)
     assert snapshot(site) == before
+
+
+def test_a_site_not_as_its_set_up_left_it_stops_before_the_release_keeping_the_lock(site, apache, capsys, tmp_path):
+    """vhost_record: with no record (or one that no longer matches) the module run takes the lock and stops before the
+    release, nothing else changed and the lock kept for the set-up; with the record matching, the steps run and the
+    lock is given back."""
+    from ansible_collections.cutover.web.plugins.modules import vhost_fingerprint
+    src = write_tree(tmp_path / 'src-C', {'public/index.html': 'release C'})
+    watched = tmp_path / 'cutover-shop.conf'
+    watched.write_text('<VirtualHost *:8080>\n</VirtualHost>\n')
+    record = dict(path=str(tmp_path / 'records' / 'shop.json'), settings=dict(name='shop', port=8080))
+    layout = Layout(site)
+
+    def lockless():
+        return dict((k, v) for k, v in snapshot(site).items() if k != '.cutover/deploy.lock')
+
+    before = lockless()
+
+    stopped = run_module(go_live, args(site, apache, src, vhost_record=record), capsys)
+    assert stopped['rc'] == 0 and stopped['changed'] is False, stopped
+    assert stopped['set_up_first'] is True and stopped['vhost_record']['unchanged'] is False
+    assert 'release' not in stopped and 'switch' not in stopped and 'keep_lock' not in stopped
+    assert stopped['lock_held'] is True and read_lock(layout)['run_id'] == 'run-1'
+    assert lockless() == before and not os.path.exists(apache[1])
+
+    written = run_module(vhost_fingerprint, dict(path=record['path'], settings=record['settings'], state='present',
+                                                 files=[str(watched)]), capsys)
+    assert written['rc'] == 0 and written['changed'] is True
+    live = run_module(go_live, args(site, apache, src, vhost_record=record), capsys)
+    assert live['rc'] == 0 and live['changed'] is True and live['set_up_first'] is False, live
+    assert live['vhost_record']['unchanged'] is True
+    assert os.readlink(os.path.join(site, 'current')) == 'releases/C'
+    assert 'DocumentRoot "%s"' % os.path.join(site, 'releases', 'C', 'public') in pointed(apache)
+    assert live['lock_held'] is False and read_lock(layout) is None
+
+    # Changed by hand after its set-up: stopped again, the lock taken and kept, nothing else changed.
+    watched.write_text('<VirtualHost *:8081>\n</VirtualHost>\n')
+    src_d = write_tree(tmp_path / 'src-D', {'public/index.html': 'release D'})
+    after = lockless()
+    again = run_module(go_live, args(site, apache, src_d, vhost_record=record, release=dict(src=src_d, id='D', sync=False)),
+                       capsys)
+    assert again['rc'] == 0 and again['set_up_first'] is True and again['lock_held'] is True
+    assert lockless() == after and read_lock(layout)['run_id'] == 'run-1'
