@@ -32,7 +32,7 @@ class ActionModule(LockActionBase):
             return None
         root = args.get('root')
         why = refusal(root, args.get('release'), options, args.get('lock'))
-        take = why is None and boolean(options.get('take_lock', False), strict=False)
+        self._take = why is None and boolean(options.get('take_lock', False), strict=False)
         if why is None:
             try:
                 src = source(self, options['src'])
@@ -41,12 +41,9 @@ class ActionModule(LockActionBase):
         if why is None:
             # rsync would follow a symlink on its way into the staging area: the target is looked at first.
             why, compared, first = look(self, root, args['release']['src'], args['lock'], options.get('rsync_opts') or [],
-                                        take)
-        # With push.take_lock, whether this run holds the lock when the task fails before the module runs (the role
-        # gives it back then); without, it held the lock before the task and still does.
-        held = dict(lock_held=False) if take else {}
+                                        self._take)
         if why is not None:
-            return dict(failed=True, changed=False, step='push', msg=why, **held)
+            return self.stopped(why)
         if self._task.check_mode:
             return dict(changed=True, push=dict(src=options['src'], dest=args['release']['src'], changed=True),
                         msg='In check mode nothing is pushed into %s, and which release would go live is not known.'
@@ -56,20 +53,27 @@ class ActionModule(LockActionBase):
             if taken.get('failed'):
                 return dict(taken, changed=False, step='lock', lock_held=False)
             self._locked = taken
-            held = dict(lock_held=True, warnings=list(taken.get('warnings') or []))
             why, compared, _again = look(self, root, args['release']['src'], args['lock'], options.get('rsync_opts') or [])
             if why is not None:
-                return dict(failed=True, changed=True, step='push', msg=why, **held)
+                return self.stopped(why)
         try:
             pushed = push(self, options, src, args['release']['src'], task_vars, compared)
         except AnsibleError as exc:
-            return dict(failed=True, changed=False, step='push', msg=str(exc.message), **held)
+            return self.stopped(str(exc.message))
         if pushed.get('failed'):
             why = str(pushed.get('msg', '')).strip()
-            return dict(failed=True, changed=False, step='push', push=pushed['push'], rc=pushed.get('rc'), **held,
-                        msg='The push of %s into %s failed: %s' % (options['src'], args['release']['src'], why))
-        self._pushed = dict(pushed['push'], locked_first=first) if take else pushed['push']
+            return self.stopped('The push of %s into %s failed: %s' % (options['src'], args['release']['src'], why),
+                                push=pushed['push'], rc=pushed.get('rc'))
+        self._pushed = dict(pushed['push'], locked_first=first) if self._take else pushed['push']
         return None
+
+    def stopped(self, why, **more):
+        """The task's result when the push is refused or fails (the module does not run). With push.take_lock, it says
+        whether this run holds the lock (taken by deploy_lock before the push), which the caller gives back."""
+        result = dict(failed=True, changed=False, step='push', msg=why, **more)
+        if self._take:
+            result['lock_held'] = getattr(self, '_locked', None) is not None
+        return result
 
     def take_lock(self, root, options, lock, task_vars):
         """cutover.web.deploy_lock's result, taking the lock of ``root`` for this run (go_live's ``lock`` option),
@@ -80,6 +84,7 @@ class ActionModule(LockActionBase):
         return self.execute_locked('cutover.web.deploy_lock', args, args, task_vars)
 
     def after_module(self, answer):
+        """The module's result, or before_module's, with what this action did before: the push, and deploy_lock's run."""
         pushed = getattr(self, '_pushed', None)
         if pushed is not None:
             answer['push'] = pushed

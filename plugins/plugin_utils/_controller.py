@@ -65,7 +65,7 @@ class LockActionBase(ActionBase):
         try:
             before = self.before_module(args, task_vars)
             if before is not None:
-                return merge_hash(result, before)
+                return merge_hash(result, self.after_module(before))
             lock = args
             if self.LOCK_OPTION is not None:
                 lock = args.get(self.LOCK_OPTION)
@@ -97,9 +97,9 @@ class LockActionBase(ActionBase):
 
     def before_module(self, args, task_vars):
         """What runs on the controller before the module, given its options (``args``, which it may change): None,
-        or the task's result, and the module does not run."""
+        or the task's result (given to after_module), and the module does not run."""
         return None
 
     def after_module(self, answer):
-        """The module's result, as the task returns it."""
+        """The task's result, from the module's (or before_module's, when the module did not run)."""
         return answer
