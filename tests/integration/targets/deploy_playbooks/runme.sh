@@ -264,10 +264,15 @@ play_fails deploy -e deploy_src="$HERE/files/v3"
 expect_output "The site it would not be served: $SHADOW (localhost), enabled before it, has a vhost on port 18080 that Apache would send every request on that port to instead, as this site has no apache_vhost_server_name."
 play_fails deploy -e deploy_src="$HERE/files/v3" -e '{"apache_vhost_server_aliases": ["www.it.localhost", "LOCALHOST"]}' -e apache_vhost_server_name=it.localhost
 expect_output "vhost on port 18080 that Apache would send the requests for localhost to instead. Give apache_vhost_server_name"
-# _default_:18080 is *:18080 to Apache 2.4 (apachectl -S lists it so).
+# _default_:18080 is *:18080 to Apache 2.4 (apachectl -S lists it so). Without ServerName, it answers to the name Apache
+# gives the server (its host name, or 127.0.0.1 when it finds none; apachectl -S says which): a site of that name too.
 printf '<VirtualHost _default_:18080>\n    DocumentRoot /var/www/html\n</VirtualHost>\n' >"$SHADOW"
 play_fails deploy -e deploy_src="$HERE/files/v3"
-expect_output "$SHADOW (no ServerName), enabled before it, has a vhost on port 18080 that Apache would send every request on that port to instead"
+SERVER=$(apachectl -S 2>/dev/null | sed -n "s|.* \([^ ]*\) ($SHADOW:1)\$|\1|p" | head -n 1)
+[[ -n $SERVER ]] || fail "apachectl -S does not list the vhost of $SHADOW"
+expect_output "$SHADOW (no ServerName, so it answers to $SERVER), enabled before it, has a vhost on port 18080 that Apache would send every request on that port to instead"
+play_fails deploy -e deploy_src="$HERE/files/v3" -e apache_vhost_server_name="$SERVER"
+expect_output "$SHADOW (no ServerName, so it answers to $SERVER), enabled before it, has a vhost on port 18080 that Apache would send the requests for $SERVER to instead"
 rm -f "$SHADOW"
 [[ $(sha256sum "$conf") == "$before" ]] || fail "a refused run changed $conf"
 [[ $(current) == "$V1" ]] || fail "a refused run moved current to $(current)"
