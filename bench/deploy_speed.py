@@ -124,6 +124,15 @@ class Cutover(object):
     def releases(self):
         return sorted(os.listdir(os.path.join(self.root, 'releases')))
 
+    def drained(self, limit=300.0):
+        """Seconds until .cutover/trash/ is empty: what the deploy left to a process of its own to delete
+        (deploy_delete_in_background), waited for so that it overlaps no other column's timed step."""
+        trash = os.path.join(self.root, '.cutover', 'trash')
+        started = time.perf_counter()
+        while os.path.isdir(trash) and os.listdir(trash) and time.perf_counter() - started < limit:
+            time.sleep(0.02)
+        return time.perf_counter() - started
+
 
 # The module runs a deploy of this collection makes, and nothing else: one task, go_live with a push that takes the
 # deploy lock (push.take_lock), as the deploy playbook's without a vhost set-up in the same play: the push
@@ -141,6 +150,7 @@ MODULES_PLAYBOOK = '''- hosts: bench
         push: {src: "{{ src }}", checksum: true, rsync_opts: ["-F", "--link-dest={{ root }}/current/"], take_lock: true}
         release: {src: "{{ scratch }}", move_source: true, checksum: true}
         prune: {keep: 5}
+        delete_in_background: true
         lock: {owner: bench, run_id: "{{ run }}", ttl: 600, give_back: true}
 '''
 
@@ -409,9 +419,16 @@ def parse_args(argv):
     p.add_argument('--load', type=int, default=0, metavar='N',
                    help='run every redeploy twice, interleaved: quiet and while N clients of bench/zero_downtime.py '
                         'request the cutover_apache_vhost column\'s site (needs that column); 0: quiet only')
+    p.add_argument('--history', type=int, default=0, metavar='N',
+                   help='after the first deploy of a repeat, every column deploys N more times, untimed, one file '
+                        'changed each time: with N >= 4 the roots hold the 5 releases kept, and each redeploy that '
+                        'makes a release prunes one, as on a site deployed for a while; 0: the redeploys find 1 and 2 '
+                        'releases, and prune none')
     args = p.parse_args(argv)
     if args.load < 0:
         p.error('--load takes a number of clients, 0 or more')
+    if args.history < 0:
+        p.error('--history takes a number of deploys, 0 or more')
     return args
 
 
@@ -482,6 +499,8 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
                 before = method.releases() if step == 'nochange' and isinstance(method, Cutover) else None
                 load = SiteLoad(site['vhost'].port, args.load, zd.think_ms / 1000.0, 0) if phase == 'load' else None
                 elapsed, recap, seen = timed_deploy(method, src, load)
+                if isinstance(method, Cutover):
+                    t.setdefault((key, step, 'drain'), []).append(method.drained())
                 if seen is None:
                     t[key, step].append(elapsed)
                 else:
@@ -509,6 +528,16 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
                 for key in order:
                     if isinstance(methods[key], CutoverVhost):
                         methods[key].deploy(src)
+                        methods[key].drained()
+                if args.history:
+                    log('  history: %d untimed deploys per column' % args.history)
+                for dummy in range(args.history):
+                    changer.change()
+                    for key in order:
+                        methods[key].deploy(src)
+                        getattr(methods[key], 'drained', lambda: 0)()
+                if args.history:
+                    settle()
         # Each column of the deploy playbook rolls back with the rollback playbook (with the vhost: pointing it back).
         for key in order:
             method = methods[key]
@@ -517,6 +546,7 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
             previous = method.current_dir()
             elapsed, recap = method.rollback()
             t[key, 'rollback'].append(elapsed)
+            method.drained()
             if method.current_dir() == previous:
                 checks.append('repeat %d: the rollback of %s did not move current' % (r + 1, key))
             if isinstance(method, CutoverVhost):
@@ -531,13 +561,16 @@ def run(args, ansible, workdir, src, tiny, changer, tiny_changer, keys, steps, t
                          ('floor', Floor(os.path.join(workdir, 'disk-floor')))) + (
             (('ansistrano', Ansistrano(ansible, os.path.join(workdir, 'disk-ansistrano'), role, workdir)),) if role else ()):
         releases = os.path.join(method.root, 'releases')
+        drained = getattr(method, 'drained', lambda: 0)
         method.deploy(src)
+        drained()
         one, rel_one = disk_usage(method.root), disk_usage(releases)
         for i in range(4):
             if i == 3:
                 four = disk_usage(method.root)
             changer.change()
             method.deploy(src)
+            drained()
         disk[name] = {'one': one, 'four': four, 'five': disk_usage(method.root), 'rel_one': rel_one,
                       'rel_five': disk_usage(releases)}
     return disk
@@ -663,8 +696,16 @@ def main(argv=None):
             'Site: %d files, %s, %d directories (seed %d). Deploy from a directory on the controller to this host '
             '(local connection, modules run by %s), keeping 5 releases; no Apache vhost but in the '
             'cutover_apache_vhost column. Seconds, median (min-max) of %d repeats, the methods interleaved (who goes '
-            'first rotates).' % (tree['files'], mib(tree['bytes']), tree['dirs'], args.seed, ansible.python,
-                                 args.repeat),
+            'first rotates)%s. After each deploy of a cutover.web column the bench waits, untimed, until its '
+            '.cutover/trash/ is empty (what a deploy leaves to a process of its own to delete, '
+            'deploy_delete_in_background), so that no deletion overlaps a timed step; the rows "then, until the '
+            'deleting process was done" give that wait, where there was one.' % (
+                tree['files'], mib(tree['bytes']), tree['dirs'], args.seed, ansible.python, args.repeat,
+                '; after the first deploy of a repeat every column deployed %d more times, untimed, one file changed '
+                'each time (--history), so the redeploys found %d releases%s' % (
+                    args.history, min(args.history + 1, 5) if args.history else 1,
+                    ', and a redeploy that made a release pruned one' if args.history >= 4 else '')
+                if args.history else ''),
             '',
             '| step | %s |' % ' | '.join(TITLES[key] for key in keys),
             '|%s' % (' --- |' * (len(keys) + 1)),
@@ -672,6 +713,11 @@ def main(argv=None):
         for step, title in zip(steps, ('first deploy', 'redeploy, one file changed', 'redeploy, nothing changed')):
             lines.append('| %s | %s |' % (title, ' | '.join(cell(t[key, step]) for key in keys)))
         lines.append('| rollback | %s |' % ' | '.join(cell(t[key, 'rollback']) for key in keys))
+        for step, title in zip(steps, ('first deploy', 'one file changed', 'nothing changed')):
+            drains = [t.get((key, step, 'drain'), []) for key in keys]
+            if any(d and max(d) >= 0.01 for d in drains):
+                lines.append('| then, until the deleting process was done (%s) | %s |' % (
+                    title, ' | '.join(cell(d) if d else 'n/a' for d in drains)))
         if site is not None:
             lines += ['', 'cutover_apache_vhost column: the apache_vhost role (apache_vhost_php: %s, this server\'s mode) '
                       'with a vhost on port %d of this host\'s Apache, set up by the first deploy of each repeat; '

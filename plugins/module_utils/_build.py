@@ -26,6 +26,7 @@ import shutil
 import stat
 
 from ansible_collections.cutover.web.plugins.module_utils._fs import DIR_FLAGS, clear_temp, put_in_place, syncfs
+from ansible_collections.cutover.web.plugins.module_utils._prune import remove_tree
 from ansible_collections.cutover.web.plugins.module_utils._sources import (
     DirectorySource, git_description, git_source, open_source,
 )
@@ -593,7 +594,9 @@ def make_release(layout, source, release_id=None, checksum=False, sync=True, che
     if not result['warnings']:
         del result['warnings']
     if move_source and not check_mode and not result['changed'] and os.path.lexists(source.path):
-        shutil.rmtree(source.path)
+        # _check_movable found it directly in the staging area, whichever way its path is spelled.
+        name = os.path.basename(os.path.normpath(source.path))
+        remove_tree(layout, os.path.join(layout.staging_dir, name), layout.staging_dir)
         result['source_removed'] = True
     return result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 
+from ansible_collections.cutover.web.plugins.module_utils._prune import deferring
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, Layout
 
 
@@ -41,13 +42,18 @@ def os_error(exc, where):
 
 
 def run(module, action):
-    """Call ``action(layout)`` and exit the module with its result, or fail with one sentence."""
+    """Call ``action(layout)`` and exit the module with its result, or fail with one sentence. A module with the
+    option ``delete_in_background`` set has what its run put in the trash deleted by a process of its own once the
+    run is done (_prune.deferring), named in the result's ``deleting``."""
     layout = None
     try:
         try:
             layout = Layout(module.params['root'])
             layout.check_state()
-            result = action(layout)
+            with deferring(layout, module.params.get('delete_in_background'), module.check_mode) as later:
+                result = action(layout)
+            if later.paths:
+                result['deleting'] = later.paths
         except OSError as exc:
             raise os_error(exc, module.params['root'])
     except CutoverError as exc:

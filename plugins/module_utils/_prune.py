@@ -15,11 +15,19 @@ left and reported. Directories the history does not know are never touched. A re
 ``.cutover/backups/`` is ever removed, and no symlink is ever followed: a release is first renamed
 into ``.cutover/trash/`` (so it vanishes from releases/ in one step) and then deleted; what could not be
 deleted there is named in a warning and deleted by the next pruning.
+
+What a module run puts in the trash is deleted before it returns, or, when the caller asks for it
+(``delete_in_background``: :func:`deferring`), by a process detached from the run once it is done, as
+``git gc --auto`` detaches: a big release costs its deletion to no deploy. That process holds an
+exclusive flock(2) on the trash directory while it deletes; a run that defers waits for an earlier
+one to finish first (so deletions never overlap a deploy's own work), and what a process that was
+killed left in the trash is deleted by the next pruning that finds the trash not locked.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import stat
@@ -31,6 +39,10 @@ from ansible_collections.cutover.web.plugins.module_utils._releases import Cutov
 # A push made by a check-mode deploy, which holds no lock: <prefix><run>.<start epoch>.<pid>.<host>.
 CHECK_PUSH_PREFIX = 'check-'
 
+
+# The option of the modules whose run may defer its deletions (doc fragment _delete_in_background; read by
+# _module.run through deferring).
+DELETE_OPTION = dict(type='bool', default=False)
 
 # What to keep, as prune_releases takes it and go_live in its prune option.
 PRUNE_OPTIONS = dict(
@@ -70,10 +82,14 @@ def _to_trash(layout, path, parent, tag=''):
     return trash
 
 
-def _delete(layout, trash, what):
-    """Delete ``trash``, a tree in the trash that was ``what``. What cannot be deleted (an immutable file, a
-    read-only mount) stays there, named in a warning: it is in no release any more, and the next pruning
-    (empty_trash) tries again."""
+def _delete(layout, trash, what, now=False):
+    """Delete ``trash``, a tree in the trash that was ``what``, or, in a run that defers its deletions (and
+    unless ``now``), leave it to the process started when the run is done (deferring). What cannot be deleted
+    (an immutable file, a read-only mount) stays there, named in a warning: it is in no release any more, and
+    the next pruning (empty_trash) tries again."""
+    if layout.deferred is not None and not now:
+        layout.deferred.append(trash)
+        return
     failed = []
 
     def note(_func, path, exc_info):
@@ -92,13 +108,153 @@ def remove_tree(layout, path, parent):
     _delete(layout, _to_trash(layout, path, parent), path)
 
 
+def _trash_fd(layout):
+    """The trash directory opened for flock(2) (made when missing), or None when it cannot be."""
+    try:
+        os.mkdir(layout.trash_dir, 0o700)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            return None
+    try:
+        return os.open(layout.trash_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def _lock_trash(layout):
+    """The trash directory's fd holding its exclusive flock(2); None when a process deleting there holds it (or the
+    trash cannot be opened)."""
+    fd = _trash_fd(layout)
+    if fd is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def wait_for_deletion(layout):
+    """Wait (up to DELETION_WAIT seconds) for the process of an earlier run deleting in the trash to end; one still at
+    it then is named in a warning, and the caller goes on beside it."""
+    if not os.path.isdir(layout.trash_dir) or os.path.islink(layout.trash_dir):
+        return
+    fd = _trash_fd(layout)
+    if fd is None:
+        return
+    try:
+        deadline = time.monotonic() + DELETION_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    return
+            if time.monotonic() >= deadline:
+                layout.warnings.append('A process of an earlier run was still deleting in %s after %d s; this run went '
+                                       'on beside it.' % (layout.trash_dir, DELETION_WAIT))
+                return
+            time.sleep(0.02)
+    finally:
+        os.close(fd)
+
+
+# How long a run that defers its deletions waits for an earlier run's deletion to end before it goes on beside it.
+DELETION_WAIT = 300
+
+
+class deferring(object):
+    """Context manager: the module run in it defers the deletion of what it puts in the trash to a process of its
+    own, detached (no connection to the run's output, a session of its own), started when the block ends, also by
+    an error. On entry it waits (up to DELETION_WAIT seconds) for such a process of an earlier run to end. With
+    ``enabled`` false, or in check mode, it does nothing."""
+
+    def __init__(self, layout, enabled, check_mode=False):
+        self.layout = layout
+        self.enabled = enabled and not check_mode
+        self.paths = []  # what the process started at the end deletes
+
+    def __enter__(self):
+        if self.enabled:
+            wait_for_deletion(self.layout)
+            self.layout.deferred = []
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.enabled:
+            self.paths, self.layout.deferred = self.layout.deferred, None
+            if self.paths and not _delete_detached(self.layout, self.paths):
+                self.paths = []
+        return False
+
+
+def _delete_detached(layout, paths):
+    """Delete ``paths`` (trees directly in the trash) in a grandchild process in a session of its own, with
+    /dev/null for its standard streams and no other file open: the module run returns at once, and its
+    connection closes. It holds the trash's flock while it deletes (handed over from this process when the trash
+    is not locked, else waited for there). Returns whether that process was started (else they were deleted here)."""
+    paths = [p for p in paths if os.path.dirname(p) == layout.trash_dir]
+    fd = _lock_trash(layout)
+    try:
+        pid = os.fork()
+    except OSError:
+        # No process to spare (EAGAIN, ENOMEM): deleted here, as without delete_in_background.
+        if fd is not None:
+            os.close(fd)
+        for path in paths:
+            _delete(layout, path, 'put there by this run', now=True)
+        return False
+    if pid:
+        if fd is not None:
+            os.close(fd)  # the grandchild holds the lock through its own copy of the descriptor
+        os.waitpid(pid, 0)
+        return True
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        null = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):
+            os.dup2(null, std)
+        keep = fd if fd is not None else 2
+        os.closerange(3, keep)
+        os.closerange(keep + 1, os.sysconf('SC_OPEN_MAX') if hasattr(os, 'sysconf') else 65536)
+        os.chdir('/')
+        os.nice(10)
+        if fd is None:
+            fd = _trash_fd(layout)
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+    finally:
+        os._exit(0)
+
+
 def empty_trash(layout, check_mode=False):
     """Delete what earlier runs left in the trash (a run killed while deleting, a file that could not be deleted then);
-    return the names deleted. Only real directories are there (what _to_trash puts); anything else is left."""
+    return the names deleted. Only real directories are there (what _to_trash puts); anything else is left. A trash
+    locked by the process of an earlier run deleting there is left to it, and so is what this run leaves to its own
+    (deferring)."""
     try:
-        names = sorted(os.listdir(layout.trash_dir))
+        mine = set(os.path.basename(p) for p in layout.deferred or ())
+        names = sorted(name for name in os.listdir(layout.trash_dir) if name not in mine)
     except FileNotFoundError:
         return []
+    if not names:
+        return []
+    fd = _lock_trash(layout)
+    if fd is None:
+        return []
+    try:
+        return _empty_trash(layout, names, check_mode)
+    finally:
+        os.close(fd)
+
+
+def _empty_trash(layout, names, check_mode):
     gone = []
     for name in names:
         path = os.path.join(layout.trash_dir, name)
@@ -108,7 +264,7 @@ def empty_trash(layout, check_mode=False):
         except FileNotFoundError:
             continue
         if not check_mode:
-            _delete(layout, path, 'left in the trash by an earlier run')
+            _delete(layout, path, 'left in the trash by an earlier run', now=True)
         if check_mode or not os.path.lexists(path):
             gone.append(name)
     return gone

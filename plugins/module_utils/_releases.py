@@ -189,6 +189,9 @@ class Layout(object):
         # The vhost of the apache_vhost role tests for this file on every request (templates/vhost.conf.j2).
         self.maintenance_page = os.path.join(self.root, 'maintenance.html')
         self.warnings = []
+        # Trees put in the trash that a process started at the end of the module run deletes (_prune.deferring),
+        # or None: they are deleted at once.
+        self.deferred = None
 
     # -- paths ---------------------------------------------------------------------------
     def backup_dir(self, release_id):

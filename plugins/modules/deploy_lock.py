@@ -103,6 +103,9 @@ options:
         takes no lock) is left, and so is an entry that is not a directory, named in a warning. The same as
         M(cutover.web.prune_releases) with O(cutover.web.prune_releases#module:staging_all=true), in the run that
         takes the lock.
+      - First it waits (up to 300 seconds, then it warns and goes on) for a process of an earlier run still deleting
+        in C(.cutover/trash/) (O(cutover.web.go_live#module:delete_in_background)), so that the push that follows
+        never overlaps that deletion.
     type: bool
     default: false
   vhost_record:
@@ -196,7 +199,7 @@ from ansible_collections.cutover.web.plugins.module_utils._fingerprint import RE
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import CONTROLLER_OPTIONS, DEFAULT_TTL, acquire, check_ttl, release
 from ansible_collections.cutover.web.plugins.module_utils._module import octal_mode, run
-from ansible_collections.cutover.web.plugins.module_utils._prune import clear_staging
+from ansible_collections.cutover.web.plugins.module_utils._prune import clear_staging, wait_for_deletion
 
 
 def act(module, layout):
@@ -219,6 +222,8 @@ def act(module, layout):
         before, after = result['took_over'] or ({} if result['changed'] else result['holder']), result['holder']
         # A new root (check mode did not make it) has no staging area.
         if p['clear_staging'] and os.path.isdir(layout.root):
+            if not module.check_mode:
+                wait_for_deletion(layout)
             try:
                 result['removed_staging'], result['skipped_staging'] = clear_staging(layout, everything=True,
                                                                                      check_mode=module.check_mode)

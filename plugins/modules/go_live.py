@@ -31,6 +31,7 @@ extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._lock
   - cutover.web._vhost_record
+  - cutover.web._delete_in_background
   - cutover.web._attributes
 options:
   release:
@@ -324,6 +325,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+deleting:
+  description:
+    - The releases pruned and the push whose content was a release already, renamed into C(.cutover/trash/),
+      that a process detached from this run deletes after it (O(delete_in_background)).
+  returned: when O(delete_in_background) left something to delete
+  type: list
+  elements: path
+  sample: [/srv/www/shop/.cutover/trash/20261101T090000Z-3f2a9c1d0b7e.1793520000.4242]
 release:
   description: What M(cutover.web.release_dir) returns for the release (id, release_path, current, changed, ...).
   returned: once the release is made or found, also when a later step failed
@@ -399,7 +408,7 @@ from ansible_collections.cutover.web.plugins.module_utils._build import RELEASE_
 from ansible_collections.cutover.web.plugins.module_utils._fingerprint import RECORD_OPTION, check_record
 from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, with_lock_option
 from ansible_collections.cutover.web.plugins.module_utils._module import os_error, run
-from ansible_collections.cutover.web.plugins.module_utils._prune import PRUNE_OPTIONS, prune
+from ansible_collections.cutover.web.plugins.module_utils._prune import DELETE_OPTION, PRUNE_OPTIONS, prune
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 from ansible_collections.cutover.web.plugins.module_utils._shared import SHARED_OPTIONS, link_shared
 from ansible_collections.cutover.web.plugins.module_utils._switch import switch
@@ -505,6 +514,7 @@ def main():
             find_vhost=dict(type='dict', options=FIND_OPTIONS),
             vhost_record=RECORD_OPTION,
             prune=dict(type='dict', options=PRUNE_OPTIONS),
+            delete_in_background=DELETE_OPTION,
             # Run by the action plugin on the controller, which takes it out of the module's options.
             push=dict(type='dict', options=dict(src=dict(type='str', required=True), checksum=dict(type='bool', default=False),
                                                 rsync_opts=dict(type='list', elements='str', default=[]),

@@ -32,6 +32,7 @@ author:
 extends_documentation_fragment:
   - cutover.web._root
   - cutover.web._lock
+  - cutover.web._delete_in_background
   - cutover.web._attributes
   - cutover.web._attributes.full
 attributes:
@@ -107,6 +108,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+deleting:
+  description:
+    - The releases and staging leftovers this run removed, renamed into C(.cutover/trash/), that a process
+      detached from this run deletes after it (O(delete_in_background)).
+  returned: when O(delete_in_background) left something to delete
+  type: list
+  elements: path
+  sample: [/srv/www/shop/.cutover/trash/20261101T090000Z-3f2a9c1d0b7e.1793520000.4242]
 removed:
   description: Release ids removed (or that would be, in check mode).
   returned: always
@@ -148,7 +157,7 @@ lock_held:
 """
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import lock_module, run_locked
-from ansible_collections.cutover.web.plugins.module_utils._prune import PRUNE_OPTIONS, prune
+from ansible_collections.cutover.web.plugins.module_utils._prune import DELETE_OPTION, PRUNE_OPTIONS, prune
 
 
 def main():
@@ -157,6 +166,7 @@ def main():
             staging_older_than=dict(type='int', default=3600),
             staging_all=dict(type='bool', default=False),
             releases=dict(type='bool', default=True),
+            delete_in_background=DELETE_OPTION,
             **PRUNE_OPTIONS
         ),
         required_if=[('staging_all', True, ['lock'])],

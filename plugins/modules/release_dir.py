@@ -26,6 +26,7 @@ author:
   - cutover.web maintainers (@cutover-web)
 extends_documentation_fragment:
   - cutover.web._root
+  - cutover.web._delete_in_background
   - cutover.web._attributes
   - cutover.web._attributes.full
 attributes:
@@ -238,6 +239,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+deleting:
+  description:
+    - With O(move_source), the pushed directory whose content was a release already (RV(source_removed)),
+      renamed into C(.cutover/trash/), that a process detached from this run deletes after it
+      (O(delete_in_background)).
+  returned: when O(delete_in_background) left something to delete
+  type: list
+  elements: path
+  sample: [/srv/www/shop/.cutover/trash/push-1.1793520000.4242]
 id:
   description: The release id.
   returned: always
@@ -353,7 +363,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cutover.web.plugins.module_utils._build import RELEASE_OPTIONS, isolate_release, present_release, seal_release
 from ansible_collections.cutover.web.plugins.module_utils._module import run
-from ansible_collections.cutover.web.plugins.module_utils._prune import remove_release
+from ansible_collections.cutover.web.plugins.module_utils._prune import DELETE_OPTION, remove_release
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError
 
 
@@ -419,6 +429,7 @@ def main():
             root=dict(type='path', required=True),
             state=dict(type='str', default='present', choices=['present', 'absent', 'failed', 'bad', 'isolated', 'sealed']),
             schema_version=dict(type='str'),
+            delete_in_background=DELETE_OPTION,
             **RELEASE_OPTIONS
         ),
         mutually_exclusive=[('src', 'git_repo')],

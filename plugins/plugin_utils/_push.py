@@ -67,7 +67,8 @@ def refusal(root, release, push, lock):
 
 # Printed by the shell command that looks at the target: "basis" when a directory rsync is to compare the push with
 # exists ($3 and on), else "none", and "empty" when the staging area holds nothing (else "held"); then a line whose
-# first word says what it found.
+# first word says what it found. Before the lock's line it waits (flock(1), up to 300 s) for a process of an earlier
+# run still deleting in the trash (_prune.deferring), so that the push never overlaps that deletion.
 _LOOK = """
 r=$1; t=$2; shift 2; b=none; for d in "$@"; do if [ -d "$d" ]; then b=basis; fi; done; set -- "$r" "$t"
 if [ -z "$(ls -A "$1/.cutover/staging" 2>/dev/null | head -c 1)" ]; then echo "$b empty"; else echo "$b held"; fi
@@ -76,6 +77,9 @@ for p in "$1/.cutover" "$1/.cutover/staging" "$1/.cutover/deploy.lock"; do
 done
 if [ ! -d "$1/.cutover/staging" ]; then echo staging; exit 0; fi
 if [ -e "$2" ] || [ -L "$2" ]; then echo exists; exit 0; fi
+if [ -d "$1/.cutover/trash" ] && [ ! -L "$1/.cutover/trash" ] && command -v flock >/dev/null 2>&1; then
+  flock -w 300 "$1/.cutover/trash" true 2>/dev/null
+fi
 if [ ! -f "$1/.cutover/deploy.lock" ]; then echo unlocked; exit 0; fi
 echo lock; head -c 65536 "$1/.cutover/deploy.lock"
 """

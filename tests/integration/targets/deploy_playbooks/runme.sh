@@ -569,6 +569,30 @@ else
     echo "chattr +i is not supported under $ROOT: the step is left out"
 fi
 
+step "old releases leave releases/ in the deploy; their files are deleted after it by a process of its own"
+# The unit tests of prune_releases show that process outlives the module run; here the deploy role asks for it.
+trash_empty() { # SECONDS: whether .cutover/trash/ is empty within that time
+    local n
+    for ((n = 0; n <= $1 * 10; n++)); do
+        [[ -z $(ls -A "$ROOT/.cutover/trash" 2>/dev/null) ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+before=$(current)
+play deploy -e deploy_src="$HERE/files/v1" -e deploy_release_id=bg-1 -e deploy_keep=1 -e deploy_keep_failed_for=0
+expect_recap 'failed=0'
+releases_left() { find "$ROOT/releases" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | tr '\n' ' '; }
+[[ $(releases_left) == "bg-1 $before " ]] || fail "keep 1 left $(releases_left), expected bg-1 and the rollback target $before"
+expect_output '"deleting": \[$'
+expect_output '"pruned": \[$'
+trash_empty 60 || fail "the pruned releases' files were still in $ROOT/.cutover/trash a minute after the deploy"
+play deploy -e deploy_src="$HERE/files/v2" -e deploy_release_id=bg-2 -e deploy_keep=1 -e deploy_delete_in_background=false
+expect_recap 'failed=0'
+expect_output '"deleting": \[\],'
+trash_empty 0 || fail "deploy_delete_in_background=false returned before the pruned release was deleted"
+[[ $(releases_left) == "bg-1 bg-2 " ]] || fail "keep 1 left $(releases_left), expected bg-2 and the rollback target bg-1"
+
 step "rollback with nothing to go back to: a clear error"
 rm -rf "$ROOT"
 play deploy -e deploy_src="$HERE/files/v1"

@@ -10,6 +10,7 @@ the module against Debian's Apache through the deploy role."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -76,6 +77,37 @@ def test_without_a_vhost_current_alone_moves(site, capsys, tmp_path):
     assert live['switch']['previous_release'] == 'B' and live['switch']['link_text'] == 'releases/C'
     assert 'pruned' not in live and 'shared' not in live
     assert sorted(os.listdir(os.path.join(site, 'releases'))) == ['A', 'B', 'C']
+
+
+def _gone(paths, timeout=30):
+    deadline = time.monotonic() + timeout
+    while any(os.path.lexists(p) for p in paths) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(os.path.lexists(p) for p in paths)
+
+
+def test_deleting_in_background_a_pruned_release_and_a_push_of_known_content(site, capsys, tmp_path):
+    """The pruned release and, on the next run, the push whose release exists already leave releases/ and the
+    staging area in the run and are deleted after it; neither counts as a change of the unchanged run."""
+    staging = os.path.join(site, '.cutover', 'staging')
+
+    def push(name):  # as go_live's push leaves it
+        return write_tree(os.path.join(staging, name), {'public/index.html': 'release C'})
+
+    opts = dict(root=site, prune=dict(keep=1), delete_in_background=True)
+    live = run_module(go_live, dict(opts, release=dict(src=push('push-1'), id='C', sync=False, move_source=True)), capsys)
+    assert live['rc'] == 0 and live['changed'] is True and live['pruned']['removed'] == ['A'], live
+    assert sorted(os.listdir(os.path.join(site, 'releases'))) == ['B', 'C']
+    assert [os.path.basename(p).split('.')[0] for p in live['deleting']] == ['A']
+    assert _gone(live['deleting'])
+
+    again = run_module(go_live, dict(opts, release=dict(src=push('push-2'), sync=False, move_source=True)), capsys)
+    assert again['rc'] == 0 and again['changed'] is False, again
+    assert again['release']['id'] == 'C' and again['release']['source_removed'] is True
+    assert again['pruned']['removed'] == [] and again['pruned']['removed_trash'] == []
+    assert [os.path.basename(p).split('.')[0] for p in again['deleting']] == ['push-2']
+    assert not os.path.lexists(os.path.join(staging, 'push-2'))
+    assert _gone(again['deleting'])
 
 
 def test_a_lock_another_run_holds_changes_nothing(site, apache, capsys, tmp_path):
