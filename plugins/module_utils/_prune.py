@@ -135,6 +135,24 @@ def _lock_trash(layout):
     return fd
 
 
+def trash_state(layout):
+    """What is in the trash and whether a process is deleting there (its lock held), read only: the trash is not made
+    when missing, and its lock, when free, is taken and given back at once."""
+    try:
+        names = sorted(os.listdir(layout.trash_dir))
+        fd = os.open(layout.trash_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return {'entries': [], 'deleting': False}
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        deleting = False
+    except OSError:
+        deleting = True
+    finally:
+        os.close(fd)
+    return {'entries': names, 'deleting': deleting}
+
+
 def wait_for_deletion(layout):
     """Wait (up to DELETION_WAIT seconds) for the process of an earlier run deleting in the trash to end; one still at
     it then is named in a warning, and the caller goes on beside it."""

@@ -101,6 +101,22 @@ staging:
     started:
       description: When that build started (UTC, ISO 8601), from its name.
       type: str
+trash:
+  description:
+    - What is in C(.cutover/trash/), the releases and pushes removed but not deleted yet, and whether a process is
+      deleting there now (O(cutover.web.go_live#module:delete_in_background)). Entries with no process deleting were
+      left by one that was killed, or could not be deleted; the next pruning deletes them.
+  returned: always
+  type: dict
+  contains:
+    entries:
+      description: The names in the trash.
+      type: list
+      elements: str
+    deleting:
+      description: Whether a process holds the trash's lock, deleting there.
+      type: bool
+  sample: {"entries": ["20261101T090000Z-3f2a9c1d0b7e.1793520000.4242"], "deleting": true}
 lock:
   description:
     - The deploy lock holder (owner, run_id, host, pid, pid_start, since, expires), or null when unlocked.
@@ -114,6 +130,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cutover.web.plugins.module_utils._lock import read_lock
 from ansible_collections.cutover.web.plugins.module_utils._module import run
+from ansible_collections.cutover.web.plugins.module_utils._prune import trash_state
 from ansible_collections.cutover.web.plugins.module_utils._releases import iso
 
 
@@ -132,6 +149,7 @@ def info(layout):
         + [layout.describe(releases[rid], current, rollback_id) for rid in unknown],
         'staging': [{'name': name, 'started': iso(started) if started else None}
                     for name, started, _path in layout.staging_entries()],
+        'trash': trash_state(layout),
         'lock': read_lock(layout),
     }
 

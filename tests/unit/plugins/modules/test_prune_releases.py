@@ -130,9 +130,15 @@ def test_deleting_in_background_the_releases_leave_at_once_and_their_files_after
         deleting = pruned['deleting']
         assert sorted(os.path.basename(p).split('.')[0] for p in deleting) == ['r1', 'r2']
         assert all(os.path.isfile(os.path.join(p, 'index.html')) for p in deleting)
+        info = run_module(release_info, dict(root=site), capsys)
+        assert info['trash'] == {'entries': sorted(os.path.basename(p) for p in deleting), 'deleting': True}
     finally:
         os.close(held)
     assert _gone(deleting), 'the release files were not deleted after the run'
+    deadline = time.monotonic() + 30  # the process gives the lock back as it exits, just after its last deletion
+    while run_module(release_info, dict(root=site), capsys)['trash'] != {'entries': [], 'deleting': False}:
+        assert time.monotonic() < deadline, 'the deleting process still held the trash lock after 30 s'
+        time.sleep(0.05)
     again = run_module(prune_releases, dict(root=site, keep=2, delete_in_background=True), capsys)
     assert again['changed'] is False and 'deleting' not in again and again['removed_trash'] == []
     assert os.listdir(os.path.join(site, '.cutover', 'trash')) == []
