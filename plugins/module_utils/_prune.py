@@ -33,6 +33,7 @@ import shutil
 import stat
 import time
 
+from ansible_collections.cutover.web.plugins.module_utils._fs import DIR_FLAGS
 from ansible_collections.cutover.web.plugins.module_utils._releases import CutoverError, fsync_dir
 
 
@@ -43,6 +44,9 @@ CHECK_PUSH_PREFIX = 'check-'
 # The option of the modules whose run may defer its deletions (doc fragment _delete_in_background; read by
 # _module.run through deferring).
 DELETE_OPTION = dict(type='bool', default=False)
+
+# How long a run that defers its deletions waits for an earlier run's deletion to end before it goes on beside it.
+DELETION_WAIT = 300
 
 # What to keep, as prune_releases takes it and go_live in its prune option.
 PRUNE_OPTIONS = dict(
@@ -109,14 +113,9 @@ def remove_tree(layout, path, parent):
 
 
 def _trash_fd(layout):
-    """The trash directory opened for flock(2) (made when missing), or None when it cannot be."""
+    """The trash directory opened for flock(2), or None when it cannot be (it is not there)."""
     try:
-        os.mkdir(layout.trash_dir, 0o700)
-    except OSError as exc:
-        if exc.errno != errno.EEXIST:
-            return None
-    try:
-        return os.open(layout.trash_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return os.open(layout.trash_dir, DIR_FLAGS)
     except OSError:
         return None
 
@@ -138,16 +137,16 @@ def _lock_trash(layout):
 def trash_state(layout):
     """What is in the trash and whether a process is deleting there (its lock held), read only: the trash is not made
     when missing, and its lock, when free, is taken and given back at once."""
-    try:
-        names = sorted(os.listdir(layout.trash_dir))
-        fd = os.open(layout.trash_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+    fd = _trash_fd(layout)
+    if fd is None:
         return {'entries': [], 'deleting': False}
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        deleting = False
-    except OSError:
-        deleting = True
+        names = sorted(os.listdir(fd))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            deleting = False
+        except OSError:
+            deleting = True
     finally:
         os.close(fd)
     return {'entries': names, 'deleting': deleting}
@@ -156,8 +155,6 @@ def trash_state(layout):
 def wait_for_deletion(layout):
     """Wait (up to DELETION_WAIT seconds) for the process of an earlier run deleting in the trash to end; one still at
     it then is named in a warning, and the caller goes on beside it."""
-    if not os.path.isdir(layout.trash_dir) or os.path.islink(layout.trash_dir):
-        return
     fd = _trash_fd(layout)
     if fd is None:
         return
@@ -177,10 +174,6 @@ def wait_for_deletion(layout):
             time.sleep(0.02)
     finally:
         os.close(fd)
-
-
-# How long a run that defers its deletions waits for an earlier run's deletion to end before it goes on beside it.
-DELETION_WAIT = 300
 
 
 class deferring(object):
@@ -238,7 +231,7 @@ def _delete_detached(layout, paths):
             os.dup2(null, std)
         keep = fd if fd is not None else 2
         os.closerange(3, keep)
-        os.closerange(keep + 1, os.sysconf('SC_OPEN_MAX') if hasattr(os, 'sysconf') else 65536)
+        os.closerange(keep + 1, os.sysconf('SC_OPEN_MAX'))
         os.chdir('/')
         os.nice(10)
         if fd is None:
